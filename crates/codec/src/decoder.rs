@@ -1,0 +1,415 @@
+//! Reading framed, CRC-chained records back, with etcd's torn-write rules.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+
+use crate::crc::RollingCrc;
+use crate::frame::{decode_frame_size, FRAME_HEADER_BYTES, MIN_SECTOR_BYTES};
+use crate::record::{Record, RecordType};
+
+/// How much the decoder reads from a segment at a time.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Why decoding stopped. Every variant names the file and the offset of the frame
+/// that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame is cut short, longer than the rest of its file, or torn (etcd's
+    /// `io.ErrUnexpectedEOF`). At the end of the last file this is a torn tail
+    /// that `repair` may truncate.
+    #[error("unexpected EOF in {} at offset {offset}", file.display())]
+    UnexpectedEof {
+        /// The segment being read.
+        file: PathBuf,
+        /// Offset of the frame that is cut short.
+        offset: u64,
+    },
+    /// The stored CRC differs from the running CRC (etcd's `walpb: crc mismatch`).
+    #[error("walpb: crc mismatch in {} at offset {offset}: expected {expected:#010x}, computed {actual:#010x}", file.display())]
+    CrcMismatch {
+        /// The segment being read.
+        file: PathBuf,
+        /// Offset of the frame whose CRC does not match.
+        offset: u64,
+        /// CRC stored in the record.
+        expected: u32,
+        /// CRC computed over the chain.
+        actual: u32,
+    },
+    /// The record bytes are not a valid `walpb.Record` and do not look torn.
+    #[error("malformed record in {} at offset {offset}: {source}", file.display())]
+    Malformed {
+        /// The segment being read.
+        file: PathBuf,
+        /// Offset of the frame.
+        offset: u64,
+        /// What protobuf decoding reported.
+        source: prost::DecodeError,
+    },
+    /// Reading the segment failed.
+    #[error("reading {} at offset {offset}: {source}", file.display())]
+    Io {
+        /// The segment being read.
+        file: PathBuf,
+        /// Offset of the frame being read.
+        offset: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl DecodeError {
+    /// The file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            Self::UnexpectedEof { file, .. }
+            | Self::CrcMismatch { file, .. }
+            | Self::Malformed { file, .. }
+            | Self::Io { file, .. } => file,
+        }
+    }
+
+    /// The offset of the frame the error is about.
+    pub fn offset(&self) -> u64 {
+        match self {
+            Self::UnexpectedEof { offset, .. }
+            | Self::CrcMismatch { offset, .. }
+            | Self::Malformed { offset, .. }
+            | Self::Io { offset, .. } => *offset,
+        }
+    }
+
+    /// Whether this is etcd's `io.ErrUnexpectedEOF` (a torn or cut-short frame).
+    pub fn is_unexpected_eof(&self) -> bool {
+        matches!(self, Self::UnexpectedEof { .. })
+    }
+}
+
+/// One segment file to decode: its name (for errors and torn-write decisions), its
+/// size (bounds every record length) and a reader positioned at its start.
+pub struct SegmentReader {
+    name: PathBuf,
+    size: u64,
+    reader: Box<dyn Read + Send>,
+}
+
+impl SegmentReader {
+    /// Describes a segment of `size` bytes named `name`, read through `reader`.
+    pub fn new(name: impl Into<PathBuf>, size: u64, reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            name: name.into(),
+            size,
+            reader,
+        }
+    }
+
+    /// A segment held in memory.
+    pub fn from_bytes(name: impl Into<PathBuf>, bytes: impl Into<Bytes>) -> Self {
+        let bytes: Bytes = bytes.into();
+        let size = bytes.len() as u64;
+        Self::new(name, size, Box::new(io::Cursor::new(bytes)))
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for SegmentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentReader")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes the records of a sequence of segments as one stream, chaining the CRC
+/// across files, exactly as etcd's decoder does:
+///
+/// - a zero length field (preallocated space) or the end of a file moves on to the
+///   next file;
+/// - a frame longer than the rest of its file, or cut short, is
+///   [`DecodeError::UnexpectedEof`] (no allocation is made from a corrupt length);
+/// - in the last file only, a record that fails to decode or to match its CRC and
+///   has an all-zero 512-byte sector chunk is a torn write, also `UnexpectedEof`;
+/// - `crc` records are not part of the chain and are returned for the caller to
+///   check against [`Decoder::last_crc`].
+///
+/// Record data is handed out as [`Bytes`] slices of the read buffer (no copies).
+/// After an error (other than a CRC mismatch in continue mode) the decoder is
+/// finished: later calls return `Ok(None)`.
+#[derive(Debug)]
+pub struct Decoder {
+    segs: VecDeque<SegmentReader>,
+    buf: BytesMut,
+    seg_eof: bool,
+    read_pos: u64,
+    last_valid_off: u64,
+    frame_off: u64,
+    segment_index: usize,
+    crc: RollingCrc,
+    continue_on_crc_error: bool,
+    mismatched: Option<Record>,
+}
+
+impl Decoder {
+    /// Decodes `segments` in order, starting the CRC chain at 0.
+    pub fn new(segments: Vec<SegmentReader>) -> Self {
+        Self {
+            segs: segments.into(),
+            buf: BytesMut::new(),
+            seg_eof: false,
+            read_pos: 0,
+            last_valid_off: 0,
+            frame_off: 0,
+            segment_index: 0,
+            crc: RollingCrc::new(0),
+            continue_on_crc_error: false,
+            mismatched: None,
+        }
+    }
+
+    /// For inspection tools: after a CRC mismatch, keep going. The mismatch is still
+    /// returned as an error, the record is kept for [`Decoder::take_mismatched`], and
+    /// the next call decodes the following frame.
+    pub fn continue_on_crc_error(mut self, yes: bool) -> Self {
+        self.continue_on_crc_error = yes;
+        self
+    }
+
+    /// The next record, `Ok(None)` at the end of the last segment.
+    pub fn decode(&mut self) -> Result<Option<Record>, DecodeError> {
+        self.mismatched = None;
+        match self.decode_inner() {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let keep_going =
+                    self.continue_on_crc_error && matches!(e, DecodeError::CrcMismatch { .. });
+                if !keep_going {
+                    self.finish();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        // Keep the current segment's name out of further decoding, but keep the
+        // offsets: callers use them to find the end of the valid data.
+        self.segs.clear();
+        self.buf = BytesMut::new();
+    }
+
+    fn decode_inner(&mut self) -> Result<Option<Record>, DecodeError> {
+        loop {
+            if self.segs.is_empty() {
+                return Ok(None);
+            }
+            self.frame_off = self.last_valid_off;
+            self.fill(FRAME_HEADER_BYTES)?;
+            if self.buf.is_empty() {
+                if !self.next_segment() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            if self.buf.len() < FRAME_HEADER_BYTES {
+                return Err(self.eof_error());
+            }
+            let mut head = [0u8; FRAME_HEADER_BYTES];
+            head.copy_from_slice(&self.buf[..FRAME_HEADER_BYTES]);
+            let len_field = u64::from_le_bytes(head);
+            if len_field == 0 {
+                // Preallocated space: the rest of this file holds no records.
+                if !self.next_segment() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let (rec_bytes, pad_bytes) = decode_frame_size(len_field);
+            // The record must fit in what is left of the file (etcd's maxEntryLimit).
+            let size = self.segs.front().map_or(0, |s| s.size);
+            let limit = i128::from(size) - i128::from(self.last_valid_off) - i128::from(pad_bytes);
+            if i128::from(rec_bytes) > limit {
+                return Err(self.eof_error());
+            }
+            let rec_len = rec_bytes as usize;
+            let total = FRAME_HEADER_BYTES + rec_len + pad_bytes as usize;
+            self.fill(total)?;
+            if self.buf.len() < total {
+                return Err(self.eof_error());
+            }
+            let frame = self.buf.split_to(total).freeze();
+            let body = frame.slice(FRAME_HEADER_BYTES..);
+            let rec = match Record::decode(body.slice(..rec_len)) {
+                Ok(r) => r,
+                Err(source) => {
+                    if self.is_torn(&body) {
+                        return Err(self.eof_error());
+                    }
+                    return Err(DecodeError::Malformed {
+                        file: self.current_name(),
+                        offset: self.frame_off,
+                        source,
+                    });
+                }
+            };
+            if rec.r#type != RecordType::Crc as i64 {
+                let actual = self.crc.update(rec.data.as_deref().unwrap_or(&[]));
+                if rec.crc != actual {
+                    let err = if self.is_torn(&body) {
+                        self.eof_error()
+                    } else {
+                        DecodeError::CrcMismatch {
+                            file: self.current_name(),
+                            offset: self.frame_off,
+                            expected: rec.crc,
+                            actual,
+                        }
+                    };
+                    if self.continue_on_crc_error {
+                        self.last_valid_off += total as u64;
+                        self.mismatched = Some(rec);
+                    }
+                    return Err(err);
+                }
+            }
+            self.last_valid_off += total as u64;
+            return Ok(Some(rec));
+        }
+    }
+
+    /// Moves to the next segment; false when there is none (the offsets then keep
+    /// pointing at the end of the last valid record of the last segment).
+    fn next_segment(&mut self) -> bool {
+        if self.segs.len() <= 1 {
+            self.segs.clear();
+            self.buf = BytesMut::new();
+            return false;
+        }
+        self.segs.pop_front();
+        self.buf.clear();
+        self.seg_eof = false;
+        self.read_pos = 0;
+        self.last_valid_off = 0;
+        self.segment_index += 1;
+        true
+    }
+
+    /// Reads until `n` bytes are buffered or the segment ends.
+    fn fill(&mut self, n: usize) -> Result<(), DecodeError> {
+        while self.buf.len() < n && !self.seg_eof {
+            let Some(seg) = self.segs.front_mut() else {
+                return Ok(());
+            };
+            let remaining = seg
+                .size
+                .saturating_sub(self.read_pos)
+                .min(READ_CHUNK_BYTES as u64) as usize;
+            let want = remaining.max(n - self.buf.len());
+            let start = self.buf.len();
+            self.buf.resize(start + want, 0);
+            let got = loop {
+                match seg.reader.read(&mut self.buf[start..]) {
+                    Ok(k) => break k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => {
+                        self.buf.truncate(start);
+                        return Err(DecodeError::Io {
+                            file: seg.name.clone(),
+                            offset: self.frame_off,
+                            source,
+                        });
+                    }
+                }
+            };
+            self.buf.truncate(start + got);
+            self.read_pos += got as u64;
+            if got == 0 {
+                self.seg_eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// etcd's isTornEntry: in the last file only, a record with an all-zero chunk
+    /// between sector boundaries was not completely written.
+    fn is_torn(&self, body: &[u8]) -> bool {
+        if self.segs.len() != 1 {
+            return false;
+        }
+        let mut file_off = self.frame_off as usize + FRAME_HEADER_BYTES;
+        let mut rest = body;
+        while !rest.is_empty() {
+            let chunk_len = (MIN_SECTOR_BYTES - file_off % MIN_SECTOR_BYTES).min(rest.len());
+            let (chunk, tail) = rest.split_at(chunk_len);
+            if chunk.iter().all(|&b| b == 0) {
+                return true;
+            }
+            file_off += chunk_len;
+            rest = tail;
+        }
+        false
+    }
+
+    fn eof_error(&self) -> DecodeError {
+        DecodeError::UnexpectedEof {
+            file: self.current_name(),
+            offset: self.frame_off,
+        }
+    }
+
+    fn current_name(&self) -> PathBuf {
+        self.segs
+            .front()
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Offset, in the current file, just past the last valid record (etcd's
+    /// `LastOffset`). After the end of the last segment it still refers to that
+    /// segment: this is where appends continue.
+    pub fn last_offset(&self) -> u64 {
+        self.last_valid_off
+    }
+
+    /// Offset of the frame most recently returned (or failed on).
+    pub fn frame_offset(&self) -> u64 {
+        self.frame_off
+    }
+
+    /// How many segments have been finished before the current one.
+    pub fn segment_index(&self) -> usize {
+        self.segment_index
+    }
+
+    /// The running CRC after the last record (etcd's `LastCRC`).
+    pub fn last_crc(&self) -> u32 {
+        self.crc.value()
+    }
+
+    /// Restarts the CRC chain at `prev` (after a `crc` record).
+    pub fn update_crc(&mut self, prev: u32) {
+        self.crc = RollingCrc::new(prev);
+    }
+
+    /// In continue mode, the record whose CRC did not match, after the error.
+    pub fn take_mismatched(&mut self) -> Option<Record> {
+        self.mismatched.take()
+    }
+}
+
+impl Iterator for Decoder {
+    type Item = Result<Record, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.decode().transpose()
+    }
+}
