@@ -1,0 +1,1 @@
+//! Segment pipeline (in progress).
