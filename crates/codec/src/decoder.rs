@@ -380,6 +380,11 @@ impl Decoder {
         self.last_valid_off
     }
 
+    /// The segment being read (`None` after the end or after an error).
+    pub fn current_file(&self) -> Option<&Path> {
+        self.segs.front().map(|s| s.name.as_path())
+    }
+
     /// Offset of the frame most recently returned (or failed on).
     pub fn frame_offset(&self) -> u64 {
         self.frame_off

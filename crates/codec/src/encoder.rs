@@ -16,6 +16,8 @@ pub struct Encoder<W: Write> {
     pw: PageWriter<W>,
     crc: RollingCrc,
     buf: Vec<u8>,
+    start: u64,
+    encoded: u64,
 }
 
 impl<W: Write> Encoder<W> {
@@ -26,6 +28,8 @@ impl<W: Write> Encoder<W> {
             pw: PageWriter::new(w, WAL_PAGE_BYTES, (offset % WAL_PAGE_BYTES as u64) as usize),
             crc: RollingCrc::new(prev_crc),
             buf: Vec::with_capacity(64 * 1024),
+            start: offset,
+            encoded: 0,
         }
     }
 
@@ -41,6 +45,7 @@ impl<W: Write> Encoder<W> {
         // The split decides where the page writer flushes, which decides segment cuts.
         self.pw.write_all(&len_field.to_le_bytes())?;
         self.pw.write_all(&self.buf)?;
+        self.encoded += (8 + self.buf.len()) as u64;
         if self.buf.capacity() > 1024 * 1024 {
             // Do not keep a huge buffer around after one large record.
             self.buf = Vec::with_capacity(64 * 1024);
@@ -56,6 +61,22 @@ impl<W: Write> Encoder<W> {
     /// The running CRC after the last encoded record.
     pub fn crc(&self) -> u32 {
         self.crc.value()
+    }
+
+    /// The writer's offset: where it started plus what was handed to it. Records
+    /// still buffered are not included (etcd judges segment cuts on this value).
+    pub fn position(&self) -> u64 {
+        self.start + self.pw.written()
+    }
+
+    /// Total frame bytes encoded (buffered or not) since this encoder was made.
+    pub fn encoded_bytes(&self) -> u64 {
+        self.encoded
+    }
+
+    /// Gives back the writer. Anything still buffered is dropped: flush first.
+    pub fn into_inner(self) -> W {
+        self.pw.into_inner()
     }
 
     /// Bytes encoded but not yet handed to the writer.

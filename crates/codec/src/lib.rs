@@ -56,4 +56,4 @@ pub use crate::encoder::Encoder;
 pub use crate::pagewriter::PageWriter;
 pub use crate::payload::{encode_entry, encode_hard_state, encode_snapshot, EntryEncoding};
 pub use crate::record::{Record, RecordType};
-pub use prost::Message;
+pub use prost::{self, Message};

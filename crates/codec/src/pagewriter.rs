@@ -19,6 +19,7 @@ pub struct PageWriter<W: Write> {
     buffered: usize,
     buf: Vec<u8>,
     watermark: usize,
+    written: u64,
 }
 
 impl<W: Write> PageWriter<W> {
@@ -44,6 +45,7 @@ impl<W: Write> PageWriter<W> {
             buffered: 0,
             buf: vec![0; buffer_bytes + page_bytes],
             watermark: buffer_bytes,
+            written: 0,
         }
     }
 
@@ -74,6 +76,7 @@ impl<W: Write> PageWriter<W> {
             if p.len() > self.page_bytes {
                 let whole = p.len() / self.page_bytes * self.page_bytes;
                 self.inner.write_all(&p[..whole])?;
+                self.written += whole as u64;
                 p = &p[whole..];
             }
             // The tail goes back through the buffer.
@@ -95,7 +98,19 @@ impl<W: Write> PageWriter<W> {
         // caller must treat the file as broken (the WAL poisons itself).
         self.page_offset = (self.page_offset + n) % self.page_bytes;
         self.buffered = 0;
-        self.inner.write_all(&self.buf[..n])
+        self.inner.write_all(&self.buf[..n])?;
+        self.written += n as u64;
+        Ok(())
+    }
+
+    /// Bytes handed to the inner writer so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Gives back the inner writer. Anything still buffered is dropped: flush first.
+    pub fn into_inner(self) -> W {
+        self.inner
     }
 
     /// Bytes accepted but not yet handed to the inner writer.

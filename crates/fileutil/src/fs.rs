@@ -1,0 +1,167 @@
+//! The [`FileSystem`] seam and its real implementation, [`OsFs`].
+
+use std::fmt::Debug;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{io_err, Result};
+use crate::file::OsFile;
+use crate::{lock, OpenOptions, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+
+/// One open file. Object-safe. Dropping it closes it, releasing its lock.
+///
+/// `Read`/`Write`/`Seek` move the file offset as usual; the other methods
+/// wrap every failure with the operation and the path.
+pub trait WalFile: Read + Write + Seek + Send + Debug {
+    /// The path the file was opened with.
+    fn path(&self) -> &Path;
+
+    /// fsync(2): data and metadata are durable on return (`F_FULLFSYNC` on Apple).
+    fn sync_all(&mut self) -> Result<()>;
+
+    /// fdatasync(2) on Linux (`F_FULLFSYNC` on Apple): the data, and the size
+    /// if it changed, are durable on return.
+    fn sync_data(&mut self) -> Result<()>;
+
+    /// etcd's `Preallocate`: reserve `size` bytes from offset 0.
+    ///
+    /// `extend = true`: fallocate mode 0, so the size becomes `size` if it was
+    /// smaller (if fallocate is unsupported or interrupted, fall back to
+    /// ftruncate, growing only). `extend = false`: `FALLOC_FL_KEEP_SIZE`, an
+    /// unsupported file system is not an error. ENOSPC yields
+    /// [`Error::NoSpace`](crate::Error::NoSpace). `size == 0` is a no-op. The
+    /// offset does not move. Nothing is durable until the next sync.
+    fn preallocate(&mut self, size: u64, extend: bool) -> Result<()>;
+
+    /// ftruncate(2) to `size`, without moving the offset. Not durable until synced.
+    fn set_len(&mut self, size: u64) -> Result<()>;
+
+    /// The current size (fstat).
+    fn len(&self) -> Result<u64>;
+
+    /// True if [`len`](WalFile::len) is zero.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// etcd's `ZeroToEnd`: zero everything from the current offset to the end
+    /// by truncating to the offset and then preallocating (extend) back to the
+    /// old size. The size and the offset are unchanged afterwards; the file may
+    /// be briefly shorter in between. Not durable until synced.
+    fn zero_to_end(&mut self) -> Result<()>;
+
+    /// pread(2): read at `offset` without moving the file offset. Returns the
+    /// number of bytes read (0 at or past the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+}
+
+/// The narrow seam through which the WAL performs every file-system
+/// operation, so a crash-test suite can substitute a simulated disk.
+/// Object-safe; used as `Arc<dyn FileSystem>`.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Opens (and maybe creates) `path` as `opts` says, then takes the lock
+    /// that `opts.lock` asks for. Locking needs a descriptor open for writing.
+    /// A created file's directory entry is not durable until
+    /// [`fsync_dir`](FileSystem::fsync_dir) on its parent.
+    fn open(&self, path: &Path, opts: &OpenOptions) -> Result<Box<dyn WalFile>>;
+    /// rename(2); durable after [`fsync_dir`](FileSystem::fsync_dir) on the parent(s).
+    /// An error names `from`.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// unlink(2); durable after `fsync_dir` on the parent.
+    fn remove_file(&self, path: &Path) -> Result<()>;
+    /// Removes a directory tree.
+    fn remove_dir_all(&self, path: &Path) -> Result<()>;
+    /// mkdir -p; directories it creates get mode 0700 (before umask).
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// The entry names of a directory, sorted (etcd's `ReadDir`).
+    fn read_dir(&self, path: &Path) -> Result<Vec<String>>;
+    /// Opens the directory and fsyncs it: entries created, renamed or removed
+    /// in it before the call are durable on return.
+    fn fsync_dir(&self, path: &Path) -> Result<()>;
+    /// True if `path` exists (following symlinks), like etcd's `Exist`.
+    fn exists(&self, path: &Path) -> bool;
+    /// The size of the file at `path` (stat).
+    fn file_len(&self, path: &Path) -> Result<u64>;
+}
+
+/// The real OS file system (zero-sized; the default).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsFs;
+
+/// The real file system as a shareable [`FileSystem`] handle.
+pub fn os() -> Arc<dyn FileSystem> {
+    Arc::new(OsFs)
+}
+
+impl FileSystem for OsFs {
+    fn open(&self, path: &Path, opts: &OpenOptions) -> Result<Box<dyn WalFile>> {
+        let mode = if opts.mode == 0 {
+            PRIVATE_FILE_MODE
+        } else {
+            opts.mode
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(opts.read)
+            .write(opts.write)
+            .create(opts.create)
+            .create_new(opts.create_new)
+            .truncate(opts.truncate)
+            .mode(mode)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        // On a lock failure `file` is dropped (closed) here, as etcd closes it.
+        lock::lock(&file, path, opts.lock)?;
+        Ok(Box::new(OsFile::new(file, path.to_owned())))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).map_err(io_err("rename", from))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        std::fs::remove_file(path).map_err(io_err("remove", path))
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        std::fs::remove_dir_all(path).map_err(io_err("remove_dir_all", path))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(path)
+            .map_err(io_err("mkdir", path))
+    }
+
+    fn read_dir(&self, path: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io_err("readdir", path))? {
+            let entry = entry.map_err(io_err("readdir", path))?;
+            // Go strings hold any bytes; a non-UTF-8 name cannot be a WAL or
+            // snapshot name, so a lossy conversion is enough here.
+            let name = entry
+                .file_name()
+                .into_string()
+                .unwrap_or_else(|raw| raw.to_string_lossy().into_owned());
+            names.push(name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn fsync_dir(&self, path: &Path) -> Result<()> {
+        let dir = std::fs::File::open(path).map_err(io_err("open", path))?;
+        dir.sync_all().map_err(io_err("fsync", path))
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok()
+    }
+
+    fn file_len(&self, path: &Path) -> Result<u64> {
+        Ok(std::fs::metadata(path).map_err(io_err("stat", path))?.len())
+    }
+}

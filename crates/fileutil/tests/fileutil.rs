@@ -1,0 +1,410 @@
+//! Directory helpers, the OsFs seam and WalFile methods (etcd fileutil_test.go,
+//! read_dir_test.go), including error paths.
+//!
+//! We run as root, so permission-based failures (chmod 0444 on a directory,
+//! etcd's TestIsDirWriteable second half) cannot be provoked: root bypasses
+//! DAC checks. Error paths are provoked instead with missing paths, regular
+//! files used as directories (ENOTDIR), directories opened for writing
+//! (EISDIR), read-only descriptors (EBADF) and /proc/self, where nobody can
+//! create files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use wal_fileutil::{
+    create_dir_all, dir_empty, exist, fsync_dir, is_dir_writeable, os, read_dir, read_dir_ext,
+    touch_dir_all, Error, FileSystem, LockMode, OpenOptions, OsFs, PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+};
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A regular file to misuse as a directory.
+fn regular_file(dir: &Path) -> std::path::PathBuf {
+    let f = dir.join("regular");
+    std::fs::write(&f, b"x").unwrap();
+    f
+}
+
+#[test]
+fn is_dir_writeable_ok_and_leaves_nothing() {
+    // etcd: TestIsDirWriteable (the chmod-0444 half cannot fail for root)
+    let dir = tempfile::tempdir().unwrap();
+    is_dir_writeable(dir.path()).unwrap();
+    assert!(read_dir(dir.path()).unwrap().is_empty());
+}
+
+#[test]
+fn is_dir_writeable_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = is_dir_writeable(&dir.path().join("missing")).unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(err.path(), dir.path().join("missing/.touch"));
+
+    let file = regular_file(dir.path());
+    let err = is_dir_writeable(&file).unwrap_err();
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::NotADirectory), "{err}");
+
+    // A kernel directory where even root cannot create files.
+    if Path::new("/proc/self").is_dir() {
+        let err = is_dir_writeable(Path::new("/proc/self")).unwrap_err();
+        assert!(matches!(err, Error::Io { op: "open", .. }), "{err}");
+    }
+}
+
+#[test]
+fn create_dir_all_creates_private_dirs_and_requires_empty() {
+    // etcd: TestCreateDirAll, TestDirPermission
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a/b/testdir");
+    create_dir_all(&dir).unwrap();
+    assert!(dir.is_dir());
+    assert_eq!(mode_of(&dir), PRIVATE_DIR_MODE);
+    assert_eq!(mode_of(&tmp.path().join("a")), PRIVATE_DIR_MODE);
+    // an empty existing dir is fine
+    create_dir_all(&dir).unwrap();
+
+    std::fs::write(dir.join("text.txt"), b"test text").unwrap();
+    let err = create_dir_all(&dir).unwrap_err();
+    assert!(err.to_string().contains("to be empty, got"), "{err}");
+    assert!(err.to_string().contains("text.txt"), "{err}");
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::DirectoryNotEmpty));
+    assert_eq!(err.path(), dir);
+}
+
+#[test]
+fn create_dir_all_under_regular_file_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = regular_file(tmp.path());
+    let err = create_dir_all(&file.join("sub")).unwrap_err();
+    assert!(matches!(err, Error::Io { op: "mkdir", .. }), "{err}");
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::NotADirectory));
+    // the path itself is a file: it "exists", so the writability probe fails
+    let err = create_dir_all(&file).unwrap_err();
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::NotADirectory), "{err}");
+}
+
+#[test]
+fn touch_dir_all_creates_or_accepts_existing() {
+    // etcd: TestTouchDirAll
+    let tmp = tempfile::tempdir().unwrap();
+    touch_dir_all(tmp.path()).unwrap();
+    std::fs::write(tmp.path().join("keep"), b"").unwrap();
+    // not-empty is fine for Touch
+    touch_dir_all(tmp.path()).unwrap();
+    let nested = tmp.path().join("x/y");
+    touch_dir_all(&nested).unwrap();
+    assert_eq!(mode_of(&nested), PRIVATE_DIR_MODE);
+    // an existing directory with other permissions only warns
+    let loose = tmp.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    touch_dir_all(&loose).unwrap();
+    assert_eq!(mode_of(&loose), 0o755);
+
+    let file = regular_file(tmp.path());
+    assert!(touch_dir_all(&file.join("sub")).is_err());
+}
+
+#[test]
+fn exist_dir_file_and_removed() {
+    // etcd: TestExist
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(exist(tmp.path()));
+    let f = regular_file(tmp.path());
+    assert!(exist(&f));
+    std::fs::remove_file(&f).unwrap();
+    assert!(!exist(&f));
+    assert!(!exist(&f.join("below")));
+}
+
+#[test]
+fn dir_empty_cases() {
+    // etcd: TestDirEmpty
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(dir_empty(tmp.path()));
+    let f = regular_file(tmp.path());
+    assert!(!dir_empty(tmp.path()));
+    assert!(!dir_empty(&f), "a file is not an empty dir");
+    assert!(!dir_empty(&tmp.path().join("missing")));
+}
+
+#[test]
+fn read_dir_sorted_and_with_ext() {
+    // etcd: TestReadDir
+    let tmp = tempfile::tempdir().unwrap();
+    common::touch_all(tmp.path(), &["def", "abc", "xyz", "ghi"]);
+    assert_eq!(read_dir(tmp.path()).unwrap(), ["abc", "def", "ghi", "xyz"]);
+
+    common::touch_all(tmp.path(), &["def.wal", "abc.wal", "xyz.wal", "ghi.wal"]);
+    assert_eq!(
+        read_dir_ext(tmp.path(), ".wal").unwrap(),
+        ["abc.wal", "def.wal", "ghi.wal", "xyz.wal"]
+    );
+    // Go filepath.Ext semantics: only the last extension counts, and a
+    // dot-file's whole name is its extension.
+    common::touch_all(tmp.path(), &["a.wal.tmp", ".wal", "b.snap.wal"]);
+    assert_eq!(
+        read_dir_ext(tmp.path(), ".wal").unwrap(),
+        [
+            ".wal",
+            "abc.wal",
+            "b.snap.wal",
+            "def.wal",
+            "ghi.wal",
+            "xyz.wal"
+        ]
+    );
+    assert_eq!(read_dir_ext(tmp.path(), "").unwrap().len(), 11);
+    // sub-directories are listed too (etcd uses Readdirnames)
+    std::fs::create_dir(tmp.path().join("0dir")).unwrap();
+    assert_eq!(read_dir(tmp.path()).unwrap()[..2], [".wal", "0dir"]);
+}
+
+#[test]
+fn read_dir_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let err = read_dir(&missing).unwrap_err();
+    assert!(err.is_not_found());
+    assert_eq!(err.path(), missing);
+    assert!(err.to_string().starts_with("readdir "), "{err}");
+    assert!(read_dir_ext(&missing, ".wal").unwrap_err().is_not_found());
+    let file = regular_file(tmp.path());
+    let err = read_dir(&file).unwrap_err();
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::NotADirectory));
+}
+
+#[test]
+fn fsync_dir_ok_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    fsync_dir(tmp.path()).unwrap();
+    assert!(fsync_dir(&tmp.path().join("missing"))
+        .unwrap_err()
+        .is_not_found());
+    let file = regular_file(tmp.path());
+    assert!(fsync_dir(&file.join("x")).is_err());
+}
+
+#[test]
+fn zero_to_end_keeps_size_and_offset() {
+    // etcd: TestZeroToEnd, plus size / block / untouched-prefix checks
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    let mut f = os()
+        .open(&path, &OpenOptions::read_write().create(true))
+        .unwrap();
+    // 0 size is a no-op (no EINVAL from fallocate)
+    f.zero_to_end().unwrap();
+    assert_eq!(f.len().unwrap(), 0);
+
+    f.write_all(&[12u8; 1024]).unwrap();
+    f.seek(SeekFrom::Start(512)).unwrap();
+    f.zero_to_end().unwrap();
+    assert_eq!(f.stream_position().unwrap(), 512);
+    assert_eq!(f.len().unwrap(), 1024);
+    let mut b = vec![1u8; 512];
+    f.read_exact(&mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 0));
+    let mut head = vec![0u8; 512];
+    assert_eq!(f.read_at(&mut head, 0).unwrap(), 512);
+    assert!(head.iter().all(|&x| x == 12));
+    let (size, blocks) = common::size_and_blocks(&path);
+    assert_eq!(size, 1024);
+    assert!(blocks * 512 >= 1024, "blocks stay allocated: {blocks}");
+}
+
+#[test]
+fn zero_to_end_at_end_and_at_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    let mut f = os()
+        .open(&path, &OpenOptions::read_write().create(true))
+        .unwrap();
+    f.write_all(&[7u8; 100]).unwrap();
+    // at the end: nothing to zero
+    f.zero_to_end().unwrap();
+    assert_eq!(f.stream_position().unwrap(), 100);
+    assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 100]);
+    // from zero: all zeros, same size
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.zero_to_end().unwrap();
+    assert_eq!(f.stream_position().unwrap(), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 100]);
+}
+
+#[test]
+fn zero_to_end_on_read_only_file_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    std::fs::write(&path, [1u8; 64]).unwrap();
+    let mut f = os().open(&path, &OpenOptions::read()).unwrap();
+    f.seek(SeekFrom::Start(10)).unwrap();
+    let err = f.zero_to_end().unwrap_err();
+    assert!(matches!(err, Error::Io { op: "truncate", .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), vec![1u8; 64]);
+}
+
+#[test]
+fn os_fs_open_modes_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = OsFs;
+    let p = tmp.path().join("new");
+
+    let missing = fs.open(&p, &OpenOptions::write()).unwrap_err();
+    assert!(missing.is_not_found());
+    assert!(missing.to_string().starts_with("open "), "{missing}");
+
+    let f = fs.open(&p, &OpenOptions::write().create_new(true)).unwrap();
+    assert_eq!(f.path(), p);
+    assert_eq!(mode_of(&p), PRIVATE_FILE_MODE);
+    drop(f);
+    let err = fs
+        .open(&p, &OpenOptions::write().create_new(true))
+        .unwrap_err();
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::AlreadyExists));
+
+    let q = tmp.path().join("custom");
+    drop(
+        fs.open(&q, &OpenOptions::write().create(true).mode(0o640))
+            .unwrap(),
+    );
+    assert_eq!(mode_of(&q), 0o640);
+
+    // truncate
+    std::fs::write(&q, b"abc").unwrap();
+    drop(fs.open(&q, &OpenOptions::write().truncate(true)).unwrap());
+    assert_eq!(fs.file_len(&q).unwrap(), 0);
+
+    // a path below a regular file
+    let under = fs
+        .open(&q.join("x"), &OpenOptions::write().create(true))
+        .unwrap_err();
+    assert_eq!(under.io_kind(), Some(io::ErrorKind::NotADirectory));
+
+    // a directory cannot be opened for writing, even by root (EISDIR); a
+    // 0444 file could be, since root bypasses permission bits
+    let err = fs.open(tmp.path(), &OpenOptions::write()).unwrap_err();
+    assert!(matches!(err, Error::Io { op: "open", .. }), "{err}");
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::IsADirectory));
+
+    // writing through a read-only descriptor fails at the Write layer
+    let mut ro = fs.open(&p, &OpenOptions::read()).unwrap();
+    assert!(ro.write_all(b"x").is_err());
+    assert!(ro.set_len(10).is_err());
+    assert!(ro.preallocate(4096, true).is_err());
+
+    // a lock needs a descriptor open for writing (OFD write lock)
+    let err = fs
+        .open(&p, &OpenOptions::read().lock(LockMode::Try))
+        .unwrap_err();
+    assert!(!err.is_locked(), "{err}");
+}
+
+#[test]
+fn os_fs_path_operations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = os();
+    let d = tmp.path().join("d/e");
+    fs.create_dir_all(&d).unwrap();
+    assert_eq!(mode_of(&d), PRIVATE_DIR_MODE);
+    fs.create_dir_all(&d).unwrap();
+    let a = d.join("a");
+    std::fs::write(&a, b"12345").unwrap();
+    assert!(fs.exists(&a));
+    assert_eq!(fs.file_len(&a).unwrap(), 5);
+    let b = d.join("b");
+    fs.rename(&a, &b).unwrap();
+    assert!(!fs.exists(&a));
+    assert_eq!(fs.read_dir(&d).unwrap(), ["b"]);
+    fs.fsync_dir(&d).unwrap();
+
+    let err = fs.rename(&a, &b).unwrap_err();
+    assert!(err.is_not_found());
+    assert_eq!(err.path(), a);
+    fs.remove_file(&b).unwrap();
+    assert!(fs.remove_file(&b).unwrap_err().is_not_found());
+    assert!(fs.file_len(&b).unwrap_err().is_not_found());
+    let file = regular_file(tmp.path());
+    assert!(fs.create_dir_all(&file.join("x")).is_err());
+
+    fs.remove_dir_all(&tmp.path().join("d")).unwrap();
+    assert!(!fs.exists(&d));
+    assert!(fs
+        .remove_dir_all(&tmp.path().join("d"))
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[test]
+fn wal_file_len_sync_set_len_read_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("f");
+    let mut f = os()
+        .open(&p, &OpenOptions::read_write().create(true))
+        .unwrap();
+    assert!(f.is_empty().unwrap());
+    f.write_all(b"hello world").unwrap();
+    f.sync_data().unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(f.len().unwrap(), 11);
+    assert!(!f.is_empty().unwrap());
+
+    let pos = f.stream_position().unwrap();
+    let mut buf = [0u8; 5];
+    assert_eq!(f.read_at(&mut buf, 6).unwrap(), 5);
+    assert_eq!(&buf, b"world");
+    assert_eq!(f.read_at(&mut buf, 11).unwrap(), 0);
+    assert_eq!(
+        f.stream_position().unwrap(),
+        pos,
+        "read_at keeps the offset"
+    );
+
+    f.set_len(5).unwrap();
+    assert_eq!(f.len().unwrap(), 5);
+    assert_eq!(
+        f.stream_position().unwrap(),
+        pos,
+        "set_len keeps the offset"
+    );
+    f.set_len(100).unwrap();
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), 100);
+
+    // read_at on a write-only descriptor
+    let wo = os().open(&p, &OpenOptions::write()).unwrap();
+    let err = wo.read_at(&mut buf, 0).unwrap_err();
+    assert!(matches!(err, Error::Io { op: "pread", .. }), "{err}");
+    assert!(format!("{wo:?}").contains("f"));
+}
+
+#[test]
+fn error_accessors_and_display() {
+    let p = Path::new("/x/y");
+    let locked = Error::Locked { path: p.into() };
+    assert!(locked.is_locked() && !locked.is_no_space() && !locked.is_not_found());
+    assert_eq!(locked.io_kind(), None);
+    assert_eq!(locked.to_string(), "/x/y is locked by another process");
+
+    let nospc = Error::from_io("write", p, io::Error::from_raw_os_error(28));
+    assert!(nospc.is_no_space(), "ENOSPC");
+    assert_eq!(nospc.to_string(), "no space left on device: write /x/y");
+    let dquot = Error::from_io("write", p, io::Error::from_raw_os_error(122));
+    assert!(dquot.is_no_space(), "EDQUOT");
+    let synthetic = Error::from_io("write", p, io::Error::from(io::ErrorKind::StorageFull));
+    assert!(synthetic.is_no_space());
+
+    let nf = Error::from_io("open", p, io::Error::from_raw_os_error(2));
+    assert!(nf.is_not_found() && !nf.is_no_space());
+    assert_eq!(nf.path(), p);
+    assert!(nf.to_string().starts_with("open /x/y: "), "{nf}");
+    use std::error::Error as _;
+    assert!(nf.source().is_some());
+    assert!(locked.source().is_none());
+}

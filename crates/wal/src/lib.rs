@@ -1,0 +1,800 @@
+//! etcd's write-ahead log, byte-compatible, in Rust.
+//!
+//! A [`Wal`] is a directory of segment files (`%016x-%016x.wal`) holding CRC-chained
+//! records: metadata, Raft hard states, entries and snapshot markers. The API follows
+//! etcd's `wal` package:
+//!
+//! - [`Options::create`] (or [`create`]) makes a new WAL;
+//! - [`Options::open`] opens one for appending (locking its segments) and
+//!   [`Options::open_for_read`] for reading only; both start at a snapshot;
+//! - [`Wal::read_all`] returns the metadata, the last hard state and the entries
+//!   after the snapshot, and (in write mode) readies the WAL for appends;
+//! - [`Wal::save`], [`Wal::save_snapshot`] append; segments are cut automatically;
+//! - [`verify`], [`valid_snapshot_entries`] and [`repair`] inspect or fix a directory;
+//! - [`Replay`] streams the records without holding every entry in memory.
+//!
+//! ```
+//! use wal::raftpb::{Entry, HardState};
+//! use wal::walpb::Snapshot;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("wal");
+//! let w = wal::Options::new().segment_size(1 << 20).create(&path, Some(b"meta")).unwrap();
+//! let e = Entry { r#type: 0, term: 1, index: 1, data: Some(b"hello".to_vec().into()) };
+//! w.save(&HardState { term: 1, vote: 1, commit: 1 }, &[e]).unwrap(); // durable on return
+//! w.close().unwrap();
+//!
+//! let w = wal::open(&path, &Snapshot::default()).unwrap();
+//! let all = w.read_all().unwrap();
+//! assert_eq!(all.metadata.as_deref(), Some(&b"meta"[..]));
+//! assert_eq!(all.entries.len(), 1);
+//! ```
+
+mod error;
+pub mod names;
+mod replay;
+mod scan;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use wal_codec::{
+    encode_entry, encode_hard_state, encode_snapshot, Encoder, EntryEncoding, RecordType,
+};
+use wal_fileutil::{FileSystem, LockMode, OpenOptions, WalFile};
+use wal_pipeline::FilePipeline;
+
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::names::{parse_wal_name, wal_name};
+pub use crate::replay::{Event, Replay};
+pub use wal_codec::{raftpb, walpb};
+
+use crate::raftpb::{Entry, HardState};
+use crate::scan::{End, Stream};
+use crate::walpb::Snapshot;
+
+/// etcd's default segment size: 64,000,000 bytes (not 64 MiB).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1000 * 1000;
+
+/// An fdatasync slower than this is logged as a warning (etcd's `warnSyncDuration`).
+const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
+
+/// What [`Wal::read_all`] returns: etcd's `(metadata, state, ents)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadAll {
+    /// The metadata given to `create` (`None` when it was nil).
+    pub metadata: Option<Bytes>,
+    /// The last hard state saved (empty if none).
+    pub hard_state: HardState,
+    /// The entries after the start snapshot, with Raft log truncation applied: an
+    /// entry saved later with a lower or equal index replaces the tail.
+    pub entries: Vec<Entry>,
+}
+
+/// How to create or open a WAL: etcd's package-level settings, per WAL.
+#[derive(Debug, Clone)]
+pub struct Options {
+    segment_size: u64,
+    unsafe_no_sync: bool,
+    entry_encoding: EntryEncoding,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Options {
+    /// etcd's defaults: 64,000,000-byte segments, fdatasync on, etcd 3.6 entry bytes,
+    /// the OS file system.
+    pub fn new() -> Self {
+        Self {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            unsafe_no_sync: false,
+            entry_encoding: EntryEncoding::Etcd36,
+            fs: wal_fileutil::os(),
+        }
+    }
+
+    /// Preallocated size of each segment; a segment is cut once its flushed size
+    /// reaches it (etcd's `SegmentSizeBytes`).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(1);
+        self
+    }
+
+    /// Never fsync (etcd's `SetUnsafeNoFsync`): for tests and benchmarks only.
+    /// Nothing is durable until the OS writes it back.
+    pub fn unsafe_no_sync(mut self, yes: bool) -> Self {
+        self.unsafe_no_sync = yes;
+        self
+    }
+
+    /// Which entry bytes to write (readers accept both).
+    pub fn entry_encoding(mut self, form: EntryEncoding) -> Self {
+        self.entry_encoding = form;
+        self
+    }
+
+    /// The file system to go through (the crash suites pass a simulated disk).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Creates a WAL in `dir`, which must not already hold one, exactly in etcd's
+    /// order: build it in `dir.tmp`, write a crc record, the metadata and an empty
+    /// snapshot record, fdatasync, rename `dir.tmp` to `dir`, fsync the parent.
+    /// On return the WAL is durable and ready for appends.
+    pub fn create(&self, dir: &Path, metadata: Option<&[u8]>) -> Result<Wal> {
+        create_wal(self, dir, metadata)
+    }
+
+    /// Opens the WAL in `dir` for appending, starting at `snap` (which should have
+    /// been saved with [`Wal::save_snapshot`]). Locks every segment from the one
+    /// holding the snapshot's index on; fails with [`Error::Locked`] if another
+    /// process holds one. Call [`Wal::read_all`] before appending.
+    pub fn open(&self, dir: &Path, snap: &Snapshot) -> Result<Wal> {
+        open_at_index(self, dir, snap, true)
+    }
+
+    /// Opens the WAL in `dir` for reading only: no locks, no writes.
+    pub fn open_for_read(&self, dir: &Path, snap: &Snapshot) -> Result<Wal> {
+        open_at_index(self, dir, snap, false)
+    }
+}
+
+/// [`Options::create`] with etcd's defaults.
+pub fn create(dir: &Path, metadata: Option<&[u8]>) -> Result<Wal> {
+    Options::new().create(dir, metadata)
+}
+
+/// [`Options::open`] with etcd's defaults.
+pub fn open(dir: &Path, snap: &Snapshot) -> Result<Wal> {
+    Options::new().open(dir, snap)
+}
+
+/// [`Options::open_for_read`] with etcd's defaults.
+pub fn open_for_read(dir: &Path, snap: &Snapshot) -> Result<Wal> {
+    Options::new().open_for_read(dir, snap)
+}
+
+/// Whether `dir` holds any `.wal` file (etcd's `Exist`).
+pub fn exist(dir: &Path) -> bool {
+    exist_in(&*wal_fileutil::os(), dir)
+}
+
+fn exist_in(fs: &dyn FileSystem, dir: &Path) -> bool {
+    fs.read_dir(dir)
+        .map(|names| names.iter().any(|n| n.ends_with(".wal")))
+        .unwrap_or(false)
+}
+
+/// A write-ahead log. Methods take `&self` and may be called from several threads.
+pub struct Wal {
+    dir: PathBuf,
+    opts: Options,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A locked segment that is not the tail.
+struct Locked {
+    index: u64,
+    _file: Box<dyn WalFile>,
+}
+
+/// The segment being appended to.
+struct Tail {
+    path: PathBuf,
+    seq: u64,
+    index: u64,
+    enc: Encoder<Box<dyn WalFile>>,
+}
+
+struct Inner {
+    writable: bool,
+    /// Before `read_all`: the stream to read and the snapshot to start at.
+    reader: Option<(Stream, Snapshot)>,
+    /// Write mode before `read_all`: every locked segment (tail last), with names.
+    opened: Vec<(PathBuf, u64, u64, Box<dyn WalFile>)>,
+    /// Locked segments older than the tail.
+    locks: Vec<Locked>,
+    tail: Option<Tail>,
+    pipeline: Option<FilePipeline>,
+    /// The last non-empty hard state saved since open (etcd's `w.state`).
+    state: HardState,
+    /// Index of the last entry saved or read (etcd's `w.enti`).
+    enti: u64,
+    metadata: Option<Bytes>,
+    poisoned: Option<String>,
+}
+
+fn create_wal(opts: &Options, dir: &Path, metadata: Option<&[u8]>) -> Result<Wal> {
+    let fs = &*opts.fs;
+    if exist_in(fs, dir) {
+        return Err(Error::Exists {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let tmp = tmp_dir_path(dir);
+    if fs.exists(&tmp) {
+        fs.remove_dir_all(&tmp)?;
+    }
+    let result = create_in_tmp(opts, dir, &tmp, metadata);
+    if fs.exists(&tmp) {
+        // etcd's `defer os.RemoveAll(tmpdirpath)`.
+        if let Err(e) = fs.remove_dir_all(&tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "failed to remove the temporary WAL directory");
+        }
+    }
+    result
+}
+
+fn tmp_dir_path(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>) -> Result<Wal> {
+    let fs = &*opts.fs;
+    fs.create_dir_all(tmp)?;
+    let name = wal_name(0, 0);
+    let tmp_file = tmp.join(&name);
+    let mut f = fs.open(
+        &tmp_file,
+        &OpenOptions::write().create(true).lock(LockMode::Wait),
+    )?;
+    let end = f
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io("seeking", &tmp_file, e))?;
+    f.preallocate(opts.segment_size, true)?;
+    let mut enc = Encoder::new(f, 0, end);
+    let io_err = |e| Error::io("writing", &tmp_file, e);
+    enc.encode(RecordType::Crc as i64, None).map_err(io_err)?;
+    enc.encode(RecordType::Metadata as i64, metadata)
+        .map_err(io_err)?;
+    enc.encode(
+        RecordType::Snapshot as i64,
+        Some(&encode_snapshot(&Snapshot::default())),
+    )
+    .map_err(io_err)?;
+    let mut inner = Inner {
+        writable: true,
+        reader: None,
+        opened: Vec::new(),
+        locks: Vec::new(),
+        tail: Some(Tail {
+            path: tmp_file.clone(),
+            seq: 0,
+            index: 0,
+            enc,
+        }),
+        pipeline: None,
+        state: HardState::default(),
+        enti: 0,
+        metadata: metadata.map(Bytes::copy_from_slice),
+        poisoned: None,
+    };
+    inner.sync(opts)?;
+
+    // etcd holds the lock while renaming the directory into place.
+    if fs.exists(dir) {
+        fs.remove_dir_all(dir)?;
+    }
+    fs.rename(tmp, dir)?;
+    if let Some(t) = inner.tail.as_mut() {
+        t.path = dir.join(&name);
+    }
+    inner.pipeline = Some(FilePipeline::new(opts.fs.clone(), dir, opts.segment_size));
+    let w = Wal {
+        dir: dir.to_path_buf(),
+        opts: opts.clone(),
+        inner: Mutex::new(inner),
+    };
+    // The directory was renamed: sync the parent to persist the rename.
+    let parent = parent_dir(dir);
+    let start = Instant::now();
+    if let Err(e) = fs.fsync_dir(&parent) {
+        cleanup_broken(w);
+        return Err(e.into());
+    }
+    observe_fsync(start.elapsed());
+    Ok(w)
+}
+
+fn parent_dir(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// etcd's cleanupWAL: close, then move the directory aside as `dir.broken.<time>`.
+fn cleanup_broken(w: Wal) {
+    let dir = w.dir.clone();
+    let fs = w.opts.fs.clone();
+    if let Err(e) = w.close() {
+        tracing::error!(dir = %dir.display(), error = %e, "failed to close WAL during cleanup");
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| format!("{}.{:06}", d.as_secs(), d.subsec_micros()))
+        .unwrap_or_default();
+    let mut broken = dir.as_os_str().to_owned();
+    broken.push(format!(".broken.{stamp}"));
+    if let Err(e) = fs.rename(&dir, Path::new(&broken)) {
+        tracing::error!(dir = %dir.display(), error = %e, "failed to rename WAL during cleanup");
+    }
+}
+
+fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Result<Wal> {
+    let fs = &*opts.fs;
+    let (names, at) = names::select_wal_files(fs, dir, snap.index)?;
+    let selected = &names[at..];
+    let mut opened = Vec::new();
+    if write {
+        for name in selected {
+            let path = dir.join(name);
+            let (seq, index) =
+                parse_wal_name(name).ok_or_else(|| Error::InvalidName { path: path.clone() })?;
+            let f = fs.open(&path, &OpenOptions::read_write().lock(LockMode::Try))?;
+            opened.push((path, seq, index, f));
+        }
+    }
+    let stream = Stream::open(fs, dir, selected)?;
+    let pipeline = write.then(|| FilePipeline::new(opts.fs.clone(), dir, opts.segment_size));
+    Ok(Wal {
+        dir: dir.to_path_buf(),
+        opts: opts.clone(),
+        inner: Mutex::new(Inner {
+            writable: write,
+            reader: Some((stream, snap.clone())),
+            opened,
+            locks: Vec::new(),
+            tail: None,
+            pipeline,
+            state: HardState::default(),
+            enti: 0,
+            metadata: None,
+            poisoned: None,
+        }),
+    })
+}
+
+impl Wal {
+    /// The WAL's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads every record after the start snapshot: metadata, the last hard state and
+    /// the entries (etcd's `ReadAll`; see [`ReadAll`]). Can be called once.
+    ///
+    /// In write mode the WAL must read to a clean end: a torn tail is
+    /// [`Error::UnexpectedEof`] (run [`repair`] and open again, as etcd's server does);
+    /// any non-zero garbage after the last record is then zeroed (not synced), and
+    /// appends continue after the last record with the CRC chain continuing.
+    /// In read mode an unexpected EOF ends the read without error.
+    ///
+    /// If no snapshot record matches the start snapshot the result is
+    /// [`Error::SnapshotNotFound`], which still carries what was read (and in write
+    /// mode the WAL is still ready for appends), as in etcd.
+    pub fn read_all(&self) -> Result<ReadAll> {
+        let mut inner = self.inner.lock();
+        inner.read_all()
+    }
+
+    /// Appends the hard state and entries (etcd's `Save`). An empty hard state with
+    /// no entries is a no-op.
+    ///
+    /// Durability on return: when there are entries, or the term or vote changed
+    /// (etcd's `MustSync`), everything saved so far is flushed and fdatasync'ed;
+    /// otherwise the records may still sit in the write buffer. When the segment's
+    /// flushed size has reached the segment size, the segment is cut (which also
+    /// syncs). After an error the WAL is poisoned.
+    pub fn save(&self, hard_state: &HardState, entries: &[Entry]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.check_writable()?;
+        let r = inner.save(&self.opts, &self.dir, hard_state, entries);
+        inner.poison_on_error(r)
+    }
+
+    /// Appends a snapshot marker (etcd's `SaveSnapshot`) and syncs: durable on return.
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.check_writable()?;
+        let r = inner.save_snapshot(&self.opts, snap);
+        inner.poison_on_error(r)
+    }
+
+    /// Flushes and fdatasyncs the tail segment: everything saved is durable on return.
+    pub fn sync(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.check_writable()?;
+        let r = inner.sync(&self.opts);
+        inner.poison_on_error(r)
+    }
+
+    /// Releases the locks of segments that only hold entries below `index`, so they
+    /// can be purged (etcd's `ReleaseLockTo`). The segment holding `index` (and the
+    /// one before it) stay locked.
+    pub fn release_lock_to(&self, index: u64) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.release_lock_to(index);
+        Ok(())
+    }
+
+    /// Stops the segment pipeline, syncs the tail and releases every lock (etcd's
+    /// `Close`). Everything saved is durable on a successful return.
+    pub fn close(self) -> Result<()> {
+        let mut inner = self.inner.into_inner();
+        let mut first: Option<Error> = None;
+        if let Some(mut p) = inner.pipeline.take() {
+            if let Err(e) = p.close() {
+                first.get_or_insert(e.into());
+            }
+        }
+        if inner.tail.is_some() && inner.poisoned.is_none() {
+            if let Err(e) = inner.sync(&self.opts) {
+                first.get_or_insert(e);
+            }
+        }
+        drop(inner);
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes and opens again in write mode at `snap` (etcd's `Reopen`).
+    pub fn reopen(self, snap: &Snapshot) -> Result<Wal> {
+        let dir = self.dir.clone();
+        let opts = self.opts.clone();
+        self.close()?;
+        opts.open(&dir, snap)
+    }
+
+    /// The path of the segment being appended to (write mode, after `read_all`).
+    pub fn tail_path(&self) -> Option<PathBuf> {
+        self.inner.lock().tail.as_ref().map(|t| t.path.clone())
+    }
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        if let Some(p) = &self.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        if !self.writable {
+            return Err(Error::NotWritable {
+                reason: "opened with open_for_read",
+            });
+        }
+        if self.tail.is_none() {
+            return Err(Error::NotWritable {
+                reason: "read_all must read the WAL before appending",
+            });
+        }
+        Ok(())
+    }
+
+    fn poison_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "WAL write failed; refusing further writes");
+            self.poisoned = Some(e.to_string());
+        }
+        r
+    }
+
+    fn read_all(&mut self) -> Result<ReadAll> {
+        let Some((mut stream, start)) = self.reader.take() else {
+            return Err(Error::DecoderNotFound);
+        };
+        let mut out = ReadAll::default();
+        let mut matched = false;
+        let end = loop {
+            let rec = match stream.next()? {
+                Ok(r) => r,
+                Err(end) => break end,
+            };
+            match RecordType::from_i64(rec.rec_type) {
+                Some(RecordType::Entry) => {
+                    let e = rec.entry()?;
+                    self.enti = e.index;
+                    if e.index > start.index {
+                        let offset = e.index - start.index - 1;
+                        if offset > out.entries.len() as u64 {
+                            let len = out.entries.len();
+                            let index = e.index;
+                            return Err(Error::SliceOutOfRange {
+                                file: rec.file,
+                                offset: rec.offset,
+                                start: start.index,
+                                index,
+                                len,
+                                read: Box::new(ReadAll {
+                                    metadata: None,
+                                    hard_state: out.hard_state,
+                                    entries: out.entries,
+                                }),
+                            });
+                        }
+                        out.entries.truncate(offset as usize);
+                        out.entries.push(e);
+                    }
+                }
+                Some(RecordType::State) => out.hard_state = rec.hard_state()?,
+                Some(RecordType::Metadata) => {
+                    let data = rec.data.clone();
+                    // Go: `metadata != nil && !bytes.Equal(metadata, rec.Data)`.
+                    if metadata_conflicts(out.metadata.as_deref(), data.as_deref()) {
+                        return Err(Error::MetadataConflict {
+                            file: rec.file,
+                            offset: rec.offset,
+                        });
+                    }
+                    out.metadata = data;
+                }
+                Some(RecordType::Snapshot) => {
+                    let s = rec.snapshot()?;
+                    if s.index == start.index {
+                        if s.term != start.term {
+                            return Err(Error::SnapshotMismatch {
+                                file: rec.file,
+                                offset: rec.offset,
+                                index: s.index,
+                                want_term: start.term,
+                                found_term: s.term,
+                            });
+                        }
+                        matched = true;
+                    }
+                }
+                _ => {
+                    return Err(Error::UnexpectedRecordType {
+                        file: rec.file,
+                        offset: rec.offset,
+                        record_type: rec.rec_type,
+                    })
+                }
+            }
+        };
+        if self.writable {
+            // Write mode must read everything: a torn tail is for `repair`.
+            if let End::UnexpectedEof(e) = end {
+                return Err(e);
+            }
+            let Some((path, seq, index, mut file)) = self.opened.pop() else {
+                return Err(Error::NotWritable {
+                    reason: "no segment to append to",
+                });
+            };
+            let off = stream.dec.last_offset();
+            // A zero length ends decoding, but a torn write may have left non-zero
+            // bytes after it; zero them so new records never meet stale ones.
+            file.seek(std::io::SeekFrom::Start(off))
+                .map_err(|e| Error::io("seeking", &path, e))?;
+            file.zero_to_end()?;
+            let enc = Encoder::new(file, stream.dec.last_crc(), off);
+            self.locks = self
+                .opened
+                .drain(..)
+                .map(|(_, _, index, file)| Locked { index, _file: file })
+                .collect();
+            self.tail = Some(Tail {
+                path,
+                seq,
+                index,
+                enc,
+            });
+        }
+        self.metadata = out.metadata.clone();
+        if !matched {
+            return Err(Error::SnapshotNotFound {
+                snapshot: start,
+                read: Box::new(out),
+            });
+        }
+        Ok(out)
+    }
+
+    fn save(
+        &mut self,
+        opts: &Options,
+        dir: &Path,
+        st: &HardState,
+        entries: &[Entry],
+    ) -> Result<()> {
+        if st.is_empty() && entries.is_empty() {
+            return Ok(());
+        }
+        // raft.MustSync: new entries, or a changed term or vote.
+        let must_sync =
+            !entries.is_empty() || st.vote != self.state.vote || st.term != self.state.term;
+        let tail = self.tail_mut()?;
+        let before = tail.enc.encoded_bytes();
+        let mut buf = Vec::new();
+        for e in entries {
+            buf.clear();
+            encode_entry(e, opts.entry_encoding, &mut buf);
+            tail.enc
+                .encode(RecordType::Entry as i64, Some(&buf))
+                .map_err(|err| Error::io("writing", &tail.path, err))?;
+        }
+        let wrote = tail.enc.encoded_bytes() - before;
+        if let Some(last) = entries.last() {
+            self.enti = last.index;
+        }
+        self.save_state(st)?;
+        metrics::counter!("etcd_disk_wal_write_bytes_total").increment(wrote);
+        let tail = self.tail_mut()?;
+        if tail.enc.position() < opts.segment_size {
+            if must_sync {
+                return self.sync(opts);
+            }
+            return Ok(());
+        }
+        self.cut(opts, dir)
+    }
+
+    fn save_state(&mut self, st: &HardState) -> Result<()> {
+        if st.is_empty() {
+            return Ok(());
+        }
+        self.state = *st;
+        let tail = self.tail_mut()?;
+        tail.enc
+            .encode(RecordType::State as i64, Some(&encode_hard_state(st)))
+            .map_err(|e| Error::io("writing", &tail.path, e))
+    }
+
+    fn save_snapshot(&mut self, opts: &Options, snap: &Snapshot) -> Result<()> {
+        let tail = self.tail_mut()?;
+        tail.enc
+            .encode(RecordType::Snapshot as i64, Some(&encode_snapshot(snap)))
+            .map_err(|e| Error::io("writing", &tail.path, e))?;
+        if self.enti < snap.index {
+            self.enti = snap.index;
+        }
+        self.sync(opts)
+    }
+
+    fn tail_mut(&mut self) -> Result<&mut Tail> {
+        self.tail.as_mut().ok_or(Error::NotWritable {
+            reason: "read_all must read the WAL before appending",
+        })
+    }
+
+    fn sync(&mut self, opts: &Options) -> Result<()> {
+        let tail = self.tail_mut()?;
+        tail.enc
+            .flush()
+            .map_err(|e| Error::io("writing", &tail.path, e))?;
+        if opts.unsafe_no_sync {
+            return Ok(());
+        }
+        let start = Instant::now();
+        tail.enc.get_mut().sync_data()?;
+        let took = start.elapsed();
+        if took > WARN_SYNC_DURATION {
+            tracing::warn!(took = ?took, expected = ?WARN_SYNC_DURATION, "slow fdatasync");
+        }
+        observe_fsync(took);
+        Ok(())
+    }
+
+    /// etcd's cut: close the tail at its flushed size, start the next segment with a
+    /// crc record, the metadata and the last hard state, sync it, rename it into
+    /// place and fsync the directory.
+    fn cut(&mut self, opts: &Options, dir: &Path) -> Result<()> {
+        let tail = self.tail_mut()?;
+        let off = tail.enc.position();
+        tail.enc.get_mut().set_len(off)?;
+        self.sync(opts)?;
+
+        let Some(pipeline) = self.pipeline.as_ref() else {
+            return Err(Error::NotWritable {
+                reason: "no segment pipeline",
+            });
+        };
+        let new_file = pipeline.open()?;
+        let Some(old) = self.tail.take() else {
+            return Err(Error::NotWritable {
+                reason: "no tail segment",
+            });
+        };
+        let seq = old.seq + 1;
+        let index = self.enti + 1;
+        let fpath = dir.join(wal_name(seq, index));
+        let prev_crc = old.enc.crc();
+        self.locks.push(Locked {
+            index: old.index,
+            _file: old.enc.into_inner(),
+        });
+        let tmp_path = new_file.path().to_path_buf();
+        let enc = Encoder::new(new_file, prev_crc, 0);
+        self.tail = Some(Tail {
+            path: tmp_path.clone(),
+            seq,
+            index,
+            enc,
+        });
+        let tail = self.tail_mut()?;
+        let io_err = |e| Error::io("writing", &tmp_path, e);
+        tail.enc
+            .encode(RecordType::Crc as i64, None)
+            .map_err(io_err)?;
+        let metadata = self.metadata.clone();
+        let tail = self.tail_mut()?;
+        tail.enc
+            .encode(RecordType::Metadata as i64, metadata.as_deref())
+            .map_err(io_err)?;
+        let state = self.state;
+        self.save_state(&state)?;
+        self.sync(opts)?;
+
+        opts.fs.rename(&tmp_path, &fpath)?;
+        let start = Instant::now();
+        opts.fs.fsync_dir(dir)?;
+        observe_fsync(start.elapsed());
+        // etcd closes and re-locks the renamed file; the OFD lock survives the
+        // rename, so keeping the descriptor avoids a window without the lock.
+        let tail = self.tail_mut()?;
+        tail.path = fpath.clone();
+        tracing::info!(path = %fpath.display(), "created a new WAL segment");
+        Ok(())
+    }
+
+    fn release_lock_to(&mut self, index: u64) {
+        // Indexes of every locked segment, oldest first, the tail last.
+        let mut indexes: Vec<u64> = self.locks.iter().map(|l| l.index).collect();
+        if let Some(t) = &self.tail {
+            indexes.push(t.index);
+        } else {
+            indexes.extend(self.opened.iter().map(|o| o.2));
+        }
+        if indexes.is_empty() {
+            return;
+        }
+        let smaller = match indexes.iter().position(|&i| i >= index) {
+            Some(i) => i as i64 - 1,
+            None => indexes.len() as i64 - 1,
+        };
+        if smaller <= 0 {
+            return;
+        }
+        let smaller = smaller as usize;
+        if self.tail.is_some() {
+            self.locks.drain(..smaller.min(self.locks.len()));
+        } else {
+            self.opened.drain(..smaller.min(self.opened.len()));
+        }
+    }
+}
+
+/// etcd's metadata check: a conflict only once non-nil metadata was seen, comparing
+/// nil and empty as equal.
+pub(crate) fn metadata_conflicts(seen: Option<&[u8]>, new: Option<&[u8]>) -> bool {
+    seen.is_some_and(|m| m != new.unwrap_or(&[]))
+}
+
+fn observe_fsync(took: Duration) {
+    metrics::histogram!("etcd_disk_wal_fsync_duration_seconds").record(took.as_secs_f64());
+}
+
+mod verify;
+pub use crate::verify::{repair, valid_snapshot_entries, verify, RepairOutcome};

@@ -1,0 +1,118 @@
+//! The record stream shared by `read_all`, `verify`, `valid_snapshot_entries`,
+//! `repair` and the streaming replay: decoding plus the `crc` record checks.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use wal_codec::raftpb::{Entry, HardState};
+use wal_codec::walpb::Snapshot;
+use wal_codec::{Decoder, Message, RecordType, SegmentReader};
+use wal_fileutil::{FileSystem, OpenOptions};
+
+use crate::error::{Error, Result};
+
+/// One record, with where it came from.
+pub(crate) struct Rec {
+    pub rec_type: i64,
+    pub data: Option<Bytes>,
+    pub file: PathBuf,
+    pub offset: u64,
+}
+
+impl Rec {
+    fn malformed(&self, what: &str, e: wal_codec::prost::DecodeError) -> Error {
+        Error::Malformed {
+            file: self.file.clone(),
+            offset: self.offset,
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    pub fn entry(&self) -> Result<Entry> {
+        Entry::decode(self.data.clone().unwrap_or_default()).map_err(|e| self.malformed("entry", e))
+    }
+
+    pub fn hard_state(&self) -> Result<HardState> {
+        HardState::decode(self.data.clone().unwrap_or_default())
+            .map_err(|e| self.malformed("hard state", e))
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::decode(self.data.clone().unwrap_or_default())
+            .map_err(|e| self.malformed("snapshot", e))
+    }
+}
+
+/// How the stream ended.
+pub(crate) enum End {
+    /// Every segment read to its end (etcd's `io.EOF`).
+    Clean,
+    /// A frame cut short or torn (etcd's `io.ErrUnexpectedEOF`).
+    UnexpectedEof(Error),
+}
+
+/// Decodes records and handles `crc` records the way every etcd reader does: the
+/// running CRC must match when it is non-zero, then the chain continues from it.
+pub(crate) struct Stream {
+    pub dec: Decoder,
+}
+
+impl Stream {
+    pub fn new(dec: Decoder) -> Self {
+        Self { dec }
+    }
+
+    /// Opens `names` (in `dir`) read-only as one stream.
+    pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<Self> {
+        let mut segs = Vec::with_capacity(names.len());
+        for name in names {
+            let path = dir.join(name);
+            let f = fs.open(&path, &OpenOptions::read())?;
+            let size = f.len()?;
+            segs.push(SegmentReader::new(path, size, Box::new(f)));
+        }
+        Ok(Self::new(Decoder::new(segs)))
+    }
+
+    /// The next non-crc record; `Err(End)` is reported through `Ok(Err(..))` so
+    /// callers can tell a clean end from a torn one.
+    pub fn next(&mut self) -> Result<std::result::Result<Rec, End>> {
+        loop {
+            let file = self.dec.current_file().map(Path::to_path_buf);
+            let rec = match self.dec.decode() {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(Err(End::Clean)),
+                Err(e) if e.is_unexpected_eof() => return Ok(Err(End::UnexpectedEof(e.into()))),
+                Err(e) => return Err(e.into()),
+            };
+            let offset = self.dec.frame_offset();
+            // The decoder may have moved to another file while reading this record.
+            let file = self
+                .dec
+                .current_file()
+                .map(Path::to_path_buf)
+                .or(file)
+                .unwrap_or_default();
+            if rec.r#type == RecordType::Crc as i64 {
+                let running = self.dec.last_crc();
+                // A fresh decoder starts at 0 and cannot check the first crc record.
+                if running != 0 && running != rec.crc {
+                    return Err(Error::CrcMismatch {
+                        file,
+                        offset,
+                        expected: rec.crc,
+                        actual: running,
+                    });
+                }
+                self.dec.update_crc(rec.crc);
+                continue;
+            }
+            return Ok(Ok(Rec {
+                rec_type: rec.r#type,
+                data: rec.data,
+                file,
+                offset,
+            }));
+        }
+    }
+}
