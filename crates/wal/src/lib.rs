@@ -390,9 +390,9 @@ impl Wal {
     /// appends continue after the last record with the CRC chain continuing.
     /// In read mode an unexpected EOF ends the read without error.
     ///
-    /// If no snapshot record matches the start snapshot the result is
-    /// [`Error::SnapshotNotFound`], which still carries what was read (and in write
-    /// mode the WAL is still ready for appends), as in etcd.
+    /// If no snapshot record matches the start snapshot, read mode returns
+    /// [`Error::SnapshotNotFound`], which still carries what was read. Write mode, as
+    /// etcd's code does (it overwrites that error), logs a warning and succeeds.
     pub fn read_all(&self) -> Result<ReadAll> {
         let mut inner = self.inner.lock();
         inner.read_all()
@@ -603,6 +603,17 @@ impl Inner {
             });
         }
         self.metadata = out.metadata.clone();
+        if !matched && self.writable {
+            // etcd's write-mode ReadAll overwrites ErrSnapshotNotFound with the result
+            // of creating the encoder, so a write-mode open never reports it. We keep
+            // that behaviour (etcd servers depend on it) but say so.
+            tracing::warn!(
+                index = start.index,
+                term = start.term,
+                "wal: snapshot not found (ignored in write mode, as etcd does)"
+            );
+            return Ok(out);
+        }
         if !matched {
             return Err(Error::SnapshotNotFound {
                 snapshot: start,
