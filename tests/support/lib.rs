@@ -65,3 +65,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }
+
+pub mod crash;
+pub mod powerloss;
+pub mod simfs;

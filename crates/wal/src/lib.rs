@@ -143,6 +143,11 @@ impl Options {
         open_at_index(self, dir, snap, true)
     }
 
+    /// Whether `dir` holds any `.wal` file, through this file system.
+    pub fn exist(&self, dir: &Path) -> bool {
+        exist_in(&*self.fs, dir)
+    }
+
     /// Opens the WAL in `dir` for reading only: no locks, no writes.
     pub fn open_for_read(&self, dir: &Path, snap: &Snapshot) -> Result<Wal> {
         open_at_index(self, dir, snap, false)
@@ -290,6 +295,11 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         poisoned: None,
     };
     inner.sync(opts)?;
+    // Beyond etcd: make the segment's name durable inside the temporary directory
+    // before the directory is renamed into place. Without it a power loss may leave
+    // the renamed directory without its first segment on file systems that do not
+    // order directory operations (see design/powerloss-model.md).
+    fs.fsync_dir(tmp)?;
 
     // etcd holds the lock while renaming the directory into place.
     if fs.exists(dir) {
@@ -395,7 +405,7 @@ impl Wal {
     /// etcd's code does (it overwrites that error), logs a warning and succeeds.
     pub fn read_all(&self) -> Result<ReadAll> {
         let mut inner = self.inner.lock();
-        inner.read_all()
+        inner.read_all(&self.opts)
     }
 
     /// Appends the hard state and entries (etcd's `Save`). An empty hard state with
@@ -500,7 +510,7 @@ impl Inner {
         r
     }
 
-    fn read_all(&mut self) -> Result<ReadAll> {
+    fn read_all(&mut self, opts: &Options) -> Result<ReadAll> {
         let Some((mut stream, start)) = self.reader.take() else {
             return Err(Error::DecoderNotFound);
         };
@@ -589,6 +599,14 @@ impl Inner {
             file.seek(std::io::SeekFrom::Start(off))
                 .map_err(|e| Error::io("seeking", &path, e))?;
             file.zero_to_end()?;
+            // Beyond etcd: make the zeroing durable before anything is appended.
+            // Otherwise a power loss during the first append can bring the stale
+            // bytes back beside half of a new record, and that reads as a CRC
+            // mismatch (corruption) instead of a torn write. Found by the power-loss
+            // suite (tests/crash_powerloss.rs).
+            if !opts.unsafe_no_sync {
+                file.sync_data()?;
+            }
             let enc = Encoder::new(file, stream.dec.last_crc(), off);
             self.locks = self
                 .opened
@@ -807,5 +825,5 @@ fn observe_fsync(took: Duration) {
     metrics::histogram!("etcd_disk_wal_fsync_duration_seconds").record(took.as_secs_f64());
 }
 
-mod verify;
+pub mod verify;
 pub use crate::verify::{repair, valid_snapshot_entries, verify, RepairOutcome};
