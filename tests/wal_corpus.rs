@@ -56,9 +56,9 @@ fn check_error(what: &str, want: &Value, got: Option<&Error>) {
 fn read_all_like_etcd(r: Result<ReadAll, Error>) -> (ReadAll, Option<Error>) {
     match r {
         Ok(all) => (all, None),
-        Err(Error::SnapshotNotFound { snapshot, read }) => {
+        Err(Error::SnapshotNotFound { index, term, read }) => {
             let all = (*read).clone();
-            (all, Some(Error::SnapshotNotFound { snapshot, read }))
+            (all, Some(Error::SnapshotNotFound { index, term, read }))
         }
         Err(e) => (ReadAll::default(), Some(e)),
     }

@@ -167,6 +167,7 @@ pub fn must_sync(prev: &HardState, st: &HardState, n: usize) -> bool {
 
 /// What recovery found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Recovered {
     /// No WAL in the directory (its creation never became durable).
     NoWal,

@@ -3,7 +3,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use wal_codec::walpb::Snapshot;
 use wal_codec::DecodeError;
 
 use crate::ReadAll;
@@ -117,10 +116,12 @@ pub enum Error {
     },
     /// No snapshot record matches the start snapshot (`wal: snapshot not found`).
     /// Like etcd, what was read is still returned, in `read`.
-    #[error("wal: snapshot not found (index {}, term {})", snapshot.index, snapshot.term)]
+    #[error("wal: snapshot not found (index {index}, term {term})")]
     SnapshotNotFound {
-        /// The snapshot asked for.
-        snapshot: Snapshot,
+        /// Index of the snapshot asked for.
+        index: u64,
+        /// Term of the snapshot asked for.
+        term: u64,
         /// Metadata, hard state and entries read anyway.
         read: Box<ReadAll>,
     },
@@ -147,12 +148,6 @@ pub enum Error {
     /// A write on a WAL opened with `open_for_read`, or before `read_all`.
     #[error("wal: not writable: {reason}")]
     NotWritable {
-        /// Why.
-        reason: &'static str,
-    },
-    /// A snapshot that etcd would refuse to write.
-    #[error("wal: invalid snapshot: {reason}")]
-    InvalidSnapshot {
         /// Why.
         reason: &'static str,
     },
@@ -266,9 +261,7 @@ impl Error {
             Self::SnapshotNotFound { .. } => ErrorKind::SnapshotNotFound,
             Self::SliceOutOfRange { .. } => ErrorKind::SliceOutOfRange,
             Self::DecoderNotFound => ErrorKind::DecoderNotFound,
-            Self::NotWritable { .. } | Self::InvalidSnapshot { .. } | Self::Io { .. } => {
-                ErrorKind::Io
-            }
+            Self::NotWritable { .. } | Self::Io { .. } => ErrorKind::Io,
             Self::Locked { .. } => ErrorKind::Locked,
             Self::NoSpace { .. } => ErrorKind::NoSpace,
             Self::Poisoned(_) => ErrorKind::Poisoned,

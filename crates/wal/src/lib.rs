@@ -326,6 +326,39 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
     Ok(w)
 }
 
+/// Go's `time.Now().Format("20060102.150405.999999")` in UTC: date, time, then the
+/// microseconds with trailing zeros (and the dot, if nothing is left) removed.
+fn broken_stamp(now: std::time::SystemTime) -> String {
+    let d = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = format!(
+        "{year:04}{month:02}{day:02}.{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let micros = format!("{:06}", d.subsec_micros());
+    let micros = micros.trim_end_matches('0');
+    if !micros.is_empty() {
+        out.push('.');
+        out.push_str(micros);
+    }
+    out
+}
+
 fn parent_dir(dir: &Path) -> PathBuf {
     match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -340,12 +373,11 @@ fn cleanup_broken(w: Wal) {
     if let Err(e) = w.close() {
         tracing::error!(dir = %dir.display(), error = %e, "failed to close WAL during cleanup");
     }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| format!("{}.{:06}", d.as_secs(), d.subsec_micros()))
-        .unwrap_or_default();
     let mut broken = dir.as_os_str().to_owned();
-    broken.push(format!(".broken.{stamp}"));
+    broken.push(format!(
+        ".broken.{}",
+        broken_stamp(std::time::SystemTime::now())
+    ));
     if let Err(e) = fs.rename(&dir, Path::new(&broken)) {
         tracing::error!(dir = %dir.display(), error = %e, "failed to rename WAL during cleanup");
     }
@@ -634,7 +666,8 @@ impl Inner {
         }
         if !matched {
             return Err(Error::SnapshotNotFound {
-                snapshot: start,
+                index: start.index,
+                term: start.term,
                 read: Box::new(out),
             });
         }
@@ -812,6 +845,19 @@ impl Inner {
         } else {
             self.opened.drain(..smaller.min(self.opened.len()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_stamp_is_go_format() {
+        let t = std::time::UNIX_EPOCH + Duration::new(1_795_673_782, 49_850_000);
+        assert_eq!(broken_stamp(t), "20261126.061622.04985");
+        let t = std::time::UNIX_EPOCH + Duration::new(951_782_400, 0);
+        assert_eq!(broken_stamp(t), "20000229.000000");
     }
 }
 

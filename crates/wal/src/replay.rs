@@ -84,7 +84,8 @@ impl Replay {
                     self.done = true;
                     if !self.matched {
                         return Err(Error::SnapshotNotFound {
-                            snapshot: self.start.clone(),
+                            index: self.start.index,
+                            term: self.start.term,
                             read: Box::default(),
                         });
                     }

@@ -72,7 +72,8 @@ pub fn verify_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<HardSt
     }
     if !matched {
         return Err(Error::SnapshotNotFound {
-            snapshot: snap.clone(),
+            index: snap.index,
+            term: snap.term,
             read: Box::default(),
         });
     }

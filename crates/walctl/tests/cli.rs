@@ -1,0 +1,210 @@
+//! The command line itself: usage errors, the bench stub, and the text and JSON
+//! output of `verify`, `snapshots`, `stat` and `dump` on the corpus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{case_dir, corpus, read_json, walctl};
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(walctl::<&str>(&[]).code, 2);
+    assert_eq!(walctl(&["frobnicate"]).code, 2);
+    assert_eq!(walctl(&["dump"]).code, 2, "DIR is required");
+    let d = case_dir("basic");
+    let d = d.to_str().unwrap();
+    assert_eq!(
+        walctl(&["dump", "--snap-index", "5", d]).code,
+        2,
+        "index needs term"
+    );
+    assert_eq!(walctl(&["verify", "--snap-term", "1", d]).code, 2);
+    assert_eq!(
+        walctl(&["dump", "--snap-index", "x", "--snap-term", "1", d]).code,
+        2
+    );
+    assert_eq!(walctl(&["demo", "--entries", "0"]).code, 2);
+    let help = walctl(&["--help"]);
+    assert_eq!(help.code, 0);
+    for cmd in ["dump", "verify", "snapshots", "stat", "repair", "demo"] {
+        assert!(help.stdout.contains(cmd), "{cmd}: {}", help.stdout);
+    }
+}
+
+#[test]
+fn bench_is_a_stub() {
+    let run = walctl(&["bench"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("not implemented yet (issue 8)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn verify_prints_the_hard_state_or_the_error() {
+    let run = walctl(&["verify", case_dir("cut").to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("term=3 vote=1 commit=200"),
+        "{}",
+        run.stdout
+    );
+
+    let s = case_dir("snapshots");
+    let s = s.to_str().unwrap();
+    let ok = walctl(&["verify", "--snap-index", "45", "--snap-term", "2", s]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let bad = walctl(&["verify", "--snap-index", "20", "--snap-term", "2", s]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("snapshot_mismatch"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("0000000000000000-0000000000000000.wal"),
+        "{}",
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("offset"), "{}", bad.stderr);
+    let missing = walctl(&["verify", "--snap-index", "50", "--snap-term", "2", s]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("snapshot_not_found"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn snapshots_lists_valid_snapshot_entries() {
+    let want = read_json(&corpus().join("server-a.expected.json"));
+    let want = want["valid_snapshot_entries"].as_array().unwrap();
+    let server = corpus().join("server-a");
+    let run = walctl(&["snapshots", server.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), want.len());
+    assert_eq!(lines[want.len() - 1], "index=2323 term=2");
+    let run = walctl(&["snapshots", "--json", server.to_str().unwrap()]);
+    assert_eq!(run.json().as_array().unwrap(), want);
+}
+
+#[test]
+fn stat_summarises_segments() {
+    let run = walctl(&["stat", "--json", case_dir("cut").to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let st = run.json();
+    let segs = st["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 13);
+    assert_eq!(st["entries"], 200);
+    assert_eq!(st["index_range"], serde_json::json!([1, 200]));
+    assert_eq!(st["term_range"], serde_json::json!([1, 3]));
+    assert_eq!(st["torn_tail"], false);
+    assert!(st["error"].is_null());
+    assert_eq!(segs[1]["seq"], 1);
+    assert_eq!(segs[1]["first_index"], 0x38);
+    assert_eq!(
+        segs[1]["entry_index_range"][0], 0x38,
+        "a segment starts at its name's index"
+    );
+    let frames = read_json(&corpus().join("cut.frames.json"));
+    for (s, f) in segs.iter().zip(frames.as_array().unwrap()) {
+        assert_eq!(s["name"], f["name"]);
+        assert_eq!(s["records"], f["frames"].as_array().unwrap().len());
+    }
+    let total: u64 = segs.iter().map(|s| s["size"].as_u64().unwrap()).sum();
+    assert_eq!(st["total_bytes"], total);
+
+    let run = walctl(&["stat", case_dir("basic").to_str().unwrap()]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("65536"), "{}", run.stdout);
+    assert!(run.stdout.contains("16864"), "used bytes: {}", run.stdout);
+}
+
+#[test]
+fn text_dump_of_every_case() {
+    for case in ["basic", "cut", "emptydata", "snapshots", "server-a"] {
+        let run = walctl(&["dump", case_dir(case).to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+        for part in [
+            "Hard state:",
+            "read_all:       ok",
+            "verify:         ok",
+            "Valid snapshots:",
+        ] {
+            assert!(run.stdout.contains(part), "{case}: {part}\n{}", run.stdout);
+        }
+    }
+    let run = walctl(&["dump", case_dir("emptydata").to_str().unwrap()]);
+    assert!(run.stdout.contains("Metadata:       nil"), "{}", run.stdout);
+    assert!(run.stdout.contains("<nil>"), "{}", run.stdout);
+    // On snapshot-not-found etcd still returns the entries: the table shows them.
+    let run = walctl(&[
+        "dump",
+        "--snap-index",
+        "50",
+        "--snap-term",
+        "2",
+        case_dir("snapshots").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("Entries:        70 (index 51..120)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("read_all:       ERROR snapshot_not_found"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn raw_dump_lists_every_frame() {
+    let frames = read_json(&corpus().join("snapshots.frames.json"));
+    let want: Vec<(String, u64, i64)> = frames
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let name = s["name"].as_str().unwrap().to_string();
+            s["frames"].as_array().unwrap().iter().map(move |f| {
+                (
+                    name.clone(),
+                    f["offset"].as_u64().unwrap(),
+                    f["type"].as_i64().unwrap(),
+                )
+            })
+        })
+        .collect();
+    let run = walctl(&[
+        "dump",
+        "--raw",
+        "--json",
+        case_dir("snapshots").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v = run.json();
+    let got: Vec<(String, u64, i64)> = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["crc_ok"], true, "{f}");
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["offset"].as_u64().unwrap(),
+                f["type"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(v["end"], "clean");
+    let text = walctl(&["dump", "--raw", case_dir("snapshots").to_str().unwrap()]);
+    assert_eq!(text.code, 0);
+    assert!(text.stdout.contains("end: clean"));
+    assert!(text.stdout.contains("0x00000000"), "{}", text.stdout);
+}

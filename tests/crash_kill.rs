@@ -1,0 +1,189 @@
+//! The kill suite: a child process appends to a WAL on the real file system and
+//! reports every step that returned; the parent SIGKILLs it at a random moment,
+//! recovers (repairing a torn tail, as etcd's server does), checks the log against
+//! what was acknowledged, and restarts the child in the same directory.
+//!
+//! `CRASH_KILL_ROUNDS` (default 30) and `CRASH_SEED` size the run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wal::raftpb::HardState;
+use wal::Options;
+use wal_suite::crash::{check, must_sync, recover, Gen, Log, Rec, Recovered, Step, Verdict};
+use wal_suite::simfs::Rng;
+
+const SEGMENT: u64 = 16 * 1024;
+const CHILD_ENV: &str = "WAL_CRASH_KILL_CHILD";
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The writer. Runs only when re-executed by the parent with `WAL_CRASH_KILL_CHILD`.
+#[test]
+fn kill_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (dir, seed) = spec.split_once('|').expect("dir|seed");
+    let seed: u64 = seed.parse().expect("seed");
+    let dir = PathBuf::from(dir);
+    let opts = Options::new().segment_size(SEGMENT);
+    let (w, base) = match recover(&opts, &dir).expect("child recovery") {
+        Recovered::NoWal => (
+            opts.create(&dir, Some(b"kill suite")).expect("create"),
+            Log::default(),
+        ),
+        Recovered::Wal(w, log) => (w, log),
+    };
+    println!("BASE {} {}", base.entries.len(), base.last_index());
+    let mut gen = Gen::new(seed, base);
+    let mut prev = HardState::default();
+    for k in 0..1_000_000u64 {
+        let (step, _) = gen.step();
+        let synced = match step {
+            Step::Save(hs, ents) => {
+                let s = must_sync(&prev, &hs, ents.len());
+                w.save(&hs, &ents).expect("save");
+                if !hs.is_empty() {
+                    prev = hs;
+                }
+                s
+            }
+            Step::Snapshot(s) => {
+                w.save_snapshot(&s).expect("save_snapshot");
+                w.release_lock_to(s.index).expect("release");
+                true
+            }
+        };
+        println!("S {k} {}", u8::from(synced));
+    }
+}
+
+struct Round {
+    base_reported: Option<usize>,
+    returned: Option<u64>,
+    synced: Option<u64>,
+}
+
+fn run_child(dir: &Path, seed: u64, kill_after: Duration) -> Round {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "kill_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD_ENV, format!("{}|{seed}", dir.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut r = Round {
+            base_reported: None,
+            returned: None,
+            synced: None,
+        };
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                ["BASE", n, _] => r.base_reported = n.parse().ok(),
+                ["S", k, s] => {
+                    let k: u64 = k.parse().unwrap_or(0);
+                    r.returned = Some(k);
+                    if *s == "1" {
+                        r.synced = Some(k);
+                    }
+                }
+                _ => {}
+            }
+        }
+        r
+    });
+    let start = Instant::now();
+    while start.elapsed() < kill_after {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    reader.join().expect("reader")
+}
+
+#[test]
+fn kill_suite() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let rounds = env_u64("CRASH_KILL_ROUNDS", 30);
+    let seed0 = env_u64("CRASH_SEED", 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let opts = Options::new().segment_size(SEGMENT);
+    let mut rng = Rng::new(seed0);
+    let mut base = Log::default();
+    let (mut acked_checked, mut lost, mut wrong, mut steps_seen) = (0u64, 0u64, 0u64, 0u64);
+    for round in 0..rounds {
+        let seed = seed0.wrapping_mul(1000).wrapping_add(round);
+        let r = run_child(&dir, seed, Duration::from_millis(20 + rng.below(120)));
+        if let Some(n) = r.base_reported {
+            assert_eq!(
+                n,
+                base.entries.len(),
+                "round {round}: the child recovered what the parent did"
+            );
+        }
+        // Regenerate what the child did: steps 0..=returned+1 (the last one in flight).
+        let mut gen = Gen::new(seed, base.clone());
+        let last = r.returned.map_or(0, |k| k + 1);
+        let mut recs: Vec<Rec> = Vec::new();
+        let mut acked = 0;
+        for k in 0..=last {
+            let (_, step_recs) = gen.step();
+            recs.extend(step_recs);
+            if r.synced.is_some_and(|s| k <= s) {
+                acked = recs.len();
+            }
+        }
+        steps_seen += r.returned.map_or(0, |k| k + 1);
+        let got = match recover(&opts, &dir) {
+            Ok(Recovered::Wal(w, log)) => {
+                w.close().unwrap();
+                log
+            }
+            Ok(Recovered::NoWal) => {
+                assert!(r.base_reported.is_none(), "round {round}: the WAL vanished");
+                continue;
+            }
+            Err(e) => panic!("round {round}: recovery failed: {e}"),
+        };
+        match check(&base, &recs, acked, &got) {
+            Verdict::Ok => {}
+            Verdict::Lost => lost += 1,
+            Verdict::Wrong => wrong += 1,
+        }
+        let mut acked_log = base.clone();
+        for rec in &recs[..acked] {
+            acked_log.apply(rec);
+        }
+        acked_checked += acked_log.entries.len() as u64;
+        base = got;
+    }
+    println!(
+        "{{\"suite\": \"kill\", \"states\": {rounds}, \"acked_entries_checked\": {acked_checked}, \"lost\": {lost}, \"wrong\": {wrong}, \"panics\": 0, \"steps\": {steps_seen}, \"final_entries\": {}}}",
+        base.entries.len()
+    );
+    assert_eq!((lost, wrong), (0, 0));
+    assert!(steps_seen > 0, "the child never got to write");
+}
