@@ -156,6 +156,10 @@ impl Rng {
     fn pct(&mut self, p: u64) -> bool {
         self.below(100) < p
     }
+    fn bytes_in(&mut self, lo: u64, hi: u64) -> Vec<u8> {
+        let n = self.range(lo, hi);
+        self.bytes(n as usize)
+    }
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n + 8);
         while v.len() < n {
@@ -195,7 +199,7 @@ fn generate(seed: u64) -> Scenario {
     let metadata = match r.below(4) {
         0 => None,
         1 => Some(Vec::new()),
-        _ => Some(r.bytes(r.range(1, 64) as usize)),
+        _ => Some(r.bytes_in(1, 64)),
     };
     let mut sc = Scenario::new(
         &format!("seed-{seed:#x}"),
@@ -302,7 +306,12 @@ fn fixed_scenarios() -> Vec<Scenario> {
         let ents: Vec<Entry> = (1..=10)
             .map(|i| {
                 let idx = b * 10 + i;
-                entry(idx, 1, i32::from(idx == 1), Some(r.bytes((idx % 257) as usize)))
+                entry(
+                    idx,
+                    1,
+                    i32::from(idx == 1),
+                    Some(r.bytes((idx % 257) as usize)),
+                )
             })
             .collect();
         sc.ops.push(Op::Save(hs(1, 1, b * 10), ents));
@@ -313,13 +322,16 @@ fn fixed_scenarios() -> Vec<Scenario> {
 
     // nil metadata; nil and empty data; empty first hard state; all entry types.
     let mut sc = Scenario::new("nil-vs-empty", 4096, None);
-    let ents: Vec<Entry> = (1..=10).map(|i| entry(i, 1, (i % 3) as i32, None)).collect();
+    let ents: Vec<Entry> = (1..=10)
+        .map(|i| entry(i, 1, (i % 3) as i32, None))
+        .collect();
     sc.ops.push(Op::Save(HardState::default(), ents));
     let ents: Vec<Entry> = (11..=20)
         .map(|i| entry(i, 1, (i % 3) as i32, Some(Vec::new())))
         .collect();
     sc.ops.push(Op::Save(hs(1, 0, 20), ents));
-    sc.ops.push(Op::Save(hs(1, 0, 20), vec![entry(21, 1, 0, None)]));
+    sc.ops
+        .push(Op::Save(hs(1, 0, 20), vec![entry(21, 1, 0, None)]));
     sc.ops.push(Op::Close);
     out.push(sc);
 
@@ -354,7 +366,7 @@ fn fixed_scenarios() -> Vec<Scenario> {
         while i <= to {
             let end = (i + 4).min(to);
             let ents: Vec<Entry> = (i..=end)
-                .map(|j| entry(j, term, 0, Some(r.bytes(r.range(0, 1200) as usize))))
+                .map(|j| entry(j, term, 0, Some(r.bytes_in(0, 1200))))
                 .collect();
             sc.ops.push(Op::Save(hs(term, term, commit), ents));
             i = end + 1;
@@ -379,7 +391,7 @@ fn fixed_scenarios() -> Vec<Scenario> {
             let ents: Vec<Entry> = (1..=3)
                 .map(|_| {
                     idx += 1;
-                    entry(idx, round, 0, Some(r.bytes(r.range(100, 1500) as usize)))
+                    entry(idx, round, 0, Some(r.bytes_in(100, 1500)))
                 })
                 .collect();
             sc.ops.push(Op::Save(hs(round, 1, idx), ents));
@@ -389,7 +401,8 @@ fn fixed_scenarios() -> Vec<Scenario> {
         sc.ops.push(Op::Reopen(idx - 2, round));
     }
     sc.ops.push(Op::Save(hs(3, 1, idx), Vec::new()));
-    sc.ops.push(Op::Save(hs(4, 2, idx), vec![entry(idx + 1, 4, 0, None)]));
+    sc.ops
+        .push(Op::Save(hs(4, 2, idx), vec![entry(idx + 1, 4, 0, None)]));
     sc.ops.push(Op::ReleaseLockTo(idx + 1));
     sc.ops.push(Op::Close);
     out.push(sc);
@@ -397,17 +410,24 @@ fn fixed_scenarios() -> Vec<Scenario> {
     // A gap in the indexes: reading from {0,0} is `slice bounds out of range`
     // (etcd keeps the hard state read so far), from {20,1} it is fine.
     let mut sc = Scenario::new("index-gap", 8192, Some(b"gap"));
-    let ents: Vec<Entry> = (1..=10).map(|i| entry(i, 1, 0, Some(r.bytes(50)))).collect();
+    let ents: Vec<Entry> = (1..=10)
+        .map(|i| entry(i, 1, 0, Some(r.bytes(50))))
+        .collect();
     sc.ops.push(Op::Save(hs(1, 1, 10), ents));
     sc.ops.push(Op::Snapshot(20, 1));
-    let ents: Vec<Entry> = (21..=30).map(|i| entry(i, 1, 0, Some(r.bytes(50)))).collect();
+    let ents: Vec<Entry> = (21..=30)
+        .map(|i| entry(i, 1, 0, Some(r.bytes(50))))
+        .collect();
     sc.ops.push(Op::Save(hs(1, 1, 30), ents));
     sc.ops.push(Op::Close);
     out.push(sc);
 
     // A 3 MiB entry (many page-writer flushes in one record) among small ones.
     let mut sc = Scenario::new("multi-mib-entry", 32 * 1024, Some(b"big"));
-    sc.ops.push(Op::Save(hs(1, 1, 0), vec![entry(1, 1, 0, Some(r.bytes(100)))]));
+    sc.ops.push(Op::Save(
+        hs(1, 1, 0),
+        vec![entry(1, 1, 0, Some(r.bytes(100)))],
+    ));
     sc.ops.push(Op::Save(
         hs(1, 1, 1),
         vec![entry(2, 1, 0, Some(r.bytes(3 * 1024 * 1024)))],
@@ -420,14 +440,23 @@ fn fixed_scenarios() -> Vec<Scenario> {
         ],
     ));
     sc.ops.push(Op::Snapshot(3, 1));
-    sc.ops.push(Op::Save(hs(1, 1, 4), vec![entry(5, 1, 0, Some(r.bytes(8)))]));
+    sc.ops.push(Op::Save(
+        hs(1, 1, 4),
+        vec![entry(5, 1, 0, Some(r.bytes(8)))],
+    ));
     sc.ops.push(Op::Close);
     out.push(sc);
 
     // A cut right before a snapshot record; the last op is a snapshot.
     let mut sc = Scenario::new("snapshot-after-cut", 4096, Some(b"s"));
-    sc.ops.push(Op::Save(hs(1, 1, 1), vec![entry(1, 1, 0, Some(r.bytes(5000)))]));
-    sc.ops.push(Op::Save(hs(1, 1, 1), vec![entry(2, 1, 0, Some(r.bytes(10)))]));
+    sc.ops.push(Op::Save(
+        hs(1, 1, 1),
+        vec![entry(1, 1, 0, Some(r.bytes(5000)))],
+    ));
+    sc.ops.push(Op::Save(
+        hs(1, 1, 1),
+        vec![entry(2, 1, 0, Some(r.bytes(10)))],
+    ));
     sc.ops.push(Op::Snapshot(1, 1));
     sc.ops.push(Op::Close);
     out.push(sc);
@@ -438,7 +467,7 @@ fn fixed_scenarios() -> Vec<Scenario> {
 // ---------------------------------------------------------------------------
 // Our writer
 
-fn our_write(sc: &Scenario, dir: &Path) -> Result<(), wal::Error> {
+fn our_write(sc: &Scenario, dir: &Path) -> Result<(), Box<wal::Error>> {
     let mut w = Some(
         wal::Options::new()
             .segment_size(sc.segment_size)
@@ -476,91 +505,6 @@ fn snap(index: u64, term: u64) -> Snapshot {
 }
 
 // ---------------------------------------------------------------------------
-// Corruptions of a copy
-
-#[derive(Debug, Clone, Copy)]
-enum Damage {
-    /// Truncate the last segment in the middle of its last record.
-    TruncateMid,
-    /// Zero the last sector (512 bytes) of the last record.
-    ZeroLastSector,
-    /// Zero from the middle of the last record to the end of the file.
-    ZeroTailFromMid,
-    /// Flip a byte in the middle of an earlier record's data.
-    FlipEarlier,
-}
-
-impl Damage {
-    const ALL: [Damage; 4] = [
-        Damage::TruncateMid,
-        Damage::ZeroLastSector,
-        Damage::ZeroTailFromMid,
-        Damage::FlipEarlier,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Damage::TruncateMid => "truncate-mid",
-            Damage::ZeroLastSector => "zero-last-sector",
-            Damage::ZeroTailFromMid => "zero-tail",
-            Damage::FlipEarlier => "flip-earlier",
-        }
-    }
-
-    /// Damages the WAL in `dir`; a description, or `None` when not applicable.
-    fn apply(self, dir: &Path) -> Option<String> {
-        let files = wal_paths(dir);
-        let last = files.last()?;
-        let mut bytes = std::fs::read(last).unwrap();
-        let fr = frames(&bytes);
-        let lastf = fr.last()?.clone();
-        let name = last.file_name().unwrap().to_string_lossy().into_owned();
-        match self {
-            Damage::TruncateMid => {
-                let at = lastf.offset + (lastf.end - lastf.offset) / 2;
-                bytes.truncate(at as usize);
-                std::fs::write(last, &bytes).unwrap();
-                Some(format!("{name} truncated at {at} (record at {})", lastf.offset))
-            }
-            Damage::ZeroLastSector => {
-                let sector = ((lastf.end - 1) / 512) * 512;
-                let from = sector.max(lastf.offset + 8);
-                bytes[from as usize..lastf.end as usize].fill(0);
-                std::fs::write(last, &bytes).unwrap();
-                Some(format!("{name} zeroed [{from}, {})", lastf.end))
-            }
-            Damage::ZeroTailFromMid => {
-                let from = lastf.offset + 8 + (lastf.end - lastf.offset - 8) / 2;
-                bytes[from as usize..].fill(0);
-                std::fs::write(last, &bytes).unwrap();
-                Some(format!("{name} zeroed from {from} to the end"))
-            }
-            Damage::FlipEarlier => {
-                // An entry with some data, not the last record; the last segment first.
-                for path in files.iter().rev() {
-                    let mut b = std::fs::read(path).unwrap();
-                    let fr = frames(&b);
-                    let cands: Vec<(u64, u64)> = fr
-                        .iter()
-                        .take(fr.len().saturating_sub(1))
-                        .filter(|f| f.rec_type == 2)
-                        .filter_map(|f| f.data.filter(|(s, e)| e - s >= 16))
-                        .collect();
-                    if let Some((s, e)) = cands.get(cands.len() / 2) {
-                        let at = (s + (e - s) / 2) as usize;
-                        b[at] ^= 0x5a;
-                        std::fs::write(path, &b).unwrap();
-                        let n = path.file_name().unwrap().to_string_lossy().into_owned();
-                        return Some(format!("{n} byte {at} flipped"));
-                    }
-                }
-                None
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Checks
 
 #[derive(Default)]
@@ -587,7 +531,7 @@ impl Report {
     fn line(&self) -> String {
         let st = |v: &Vec<String>| if v.is_empty() { "ok" } else { "FAIL" };
         format!(
-            "{:<26} {:<40} bytes {:<4} etcd->us {:<4} us->etcd {:<4} repair {:<4} ({} reads, {} damaged: {})",
+            "{:<21} {:<50} bytes {:<4} etcd->us {:<4} us->etcd {:<4} repair {:<4} ({} reads, {} damaged: {})",
             self.name,
             self.detail,
             st(&self.bytes),
@@ -648,14 +592,29 @@ fn run_scenario(oracle: &Path, sc: &Scenario) -> Report {
             _ => 0,
         })
         .sum();
+    let count = |f: fn(&Op) -> bool| sc.ops.iter().filter(|o| f(o)).count();
+    let snaps = count(|o| matches!(o, Op::Snapshot(..)));
+    let reopens = count(|o| matches!(o, Op::Reopen(..)));
+    let releases = count(|o| matches!(o, Op::ReleaseLockTo(..)));
+    // Saves whose first entry does not follow the previous last index: truncations
+    // (or gaps).
+    let mut rewrites = 0;
+    let mut last = 0;
+    for o in &sc.ops {
+        if let Op::Save(_, ents) = o {
+            if let (Some(f), Some(l)) = (ents.first(), ents.last()) {
+                if f.index != last + 1 {
+                    rewrites += 1;
+                }
+                last = l.index;
+            }
+        }
+    }
     match same_files(&a, &b) {
         Ok(n) => {
             rep.detail = format!(
-                "seg {} {} files {} ents {} ops",
+                "seg {} {n} files {n_entries} ents {snaps}snap {reopens}reopen {releases}rel {rewrites}trunc",
                 sc.segment_size,
-                n,
-                n_entries,
-                sc.ops.len()
             )
         }
         Err(e) => rep.bytes.push(e),
@@ -667,9 +626,24 @@ fn run_scenario(oracle: &Path, sc: &Scenario) -> Report {
         let ours_on_etcd = our_read(&a, pt);
         let ours_on_ours = our_read(&b, pt);
         rep.reads += 1;
-        cmp(&mut rep.etcd_reads_ours, &format!("at {pt:?}"), &reference, &etcd_on_ours);
-        cmp(&mut rep.we_read_etcd, &format!("at {pt:?}"), &reference, &ours_on_etcd);
-        cmp(&mut rep.we_read_etcd, &format!("ours-on-ours at {pt:?}"), &reference, &ours_on_ours);
+        cmp(
+            &mut rep.etcd_reads_ours,
+            &format!("at {pt:?}"),
+            &reference,
+            &etcd_on_ours,
+        );
+        cmp(
+            &mut rep.we_read_etcd,
+            &format!("at {pt:?}"),
+            &reference,
+            &ours_on_etcd,
+        );
+        cmp(
+            &mut rep.we_read_etcd,
+            &format!("ours-on-ours at {pt:?}"),
+            &reference,
+            &ours_on_ours,
+        );
     }
 
     // Damaged copies of etcd's directory (ours is byte-identical, or reported above).
@@ -698,7 +672,12 @@ fn run_scenario(oracle: &Path, sc: &Scenario) -> Report {
         for pt in pts {
             let reference = oracle_read(oracle, &damaged, pt);
             let ours = our_read(&damaged, pt);
-            cmp(&mut rep.we_read_etcd, &format!("{what} at {pt:?}"), &reference, &ours);
+            cmp(
+                &mut rep.we_read_etcd,
+                &format!("{what} at {pt:?}"),
+                &reference,
+                &ours,
+            );
         }
 
         let ra = base.join("etcd-repaired");
@@ -710,7 +689,6 @@ fn run_scenario(oracle: &Path, sc: &Scenario) -> Report {
         let outcome = match &ours {
             Ok(wal::RepairOutcome::Clean { .. }) => "clean",
             Ok(wal::RepairOutcome::Truncated { .. }) => "truncated",
-            Ok(_) => "ok",
             Err(_) => "refused",
         };
         rep.repairs.push(format!("{}={outcome}", dmg.name()));
@@ -720,12 +698,18 @@ fn run_scenario(oracle: &Path, sc: &Scenario) -> Report {
             ));
         }
         if let Err(e) = same_files(&ra, &rb) {
-            rep.repair.push(format!("{what}: repaired directories differ: {e}"));
+            rep.repair
+                .push(format!("{what}: repaired directories differ: {e}"));
         }
         // What a restart sees after the repair (write mode included).
         let reference = oracle_read(oracle, &ra, (0, 0));
         let ours_after = our_read(&rb, (0, 0));
-        cmp(&mut rep.repair, &format!("{what} after repair"), &reference, &ours_after);
+        cmp(
+            &mut rep.repair,
+            &format!("{what} after repair"),
+            &reference,
+            &ours_after,
+        );
     }
     rep
 }
@@ -815,4 +799,77 @@ fn oracle_reproduces_the_corpus() {
         checked += 1;
     }
     assert_eq!(checked, 12);
+}
+
+/// Deliberate difference from etcd 3.4.23, following etcd 3.5+/3.6 as the project
+/// decided: etcd 3.4's decoder refuses any frame of 10 MiB or more
+/// (`maxWALEntrySizeLimit`) with `wal: max entry size limit exceeded`, a hard error
+/// for `ReadAll`, `Verify`, `ValidSnapshotEntries` and `Repair`. etcd 3.5+ (and our
+/// decoder, crates/codec/src/decoder.rs) only require a record to fit in what is
+/// left of its file; a longer frame is a torn tail. This test pins both sides of the
+/// difference: (1) a 10 MiB entry, which etcd 3.4 writes byte-identically to us, is
+/// refused by etcd 3.4 and read by us; (2) a garbage 11 MiB length after the last
+/// record is a hard error for etcd 3.4 and a repairable torn tail for us.
+#[test]
+fn max_entry_size_limit_follows_etcd_3_6_not_3_4() {
+    let Some(oracle) = oracle("max_entry_size_limit_follows_etcd_3_6_not_3_4") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+
+    // (1) A 10 MiB entry: identical bytes, etcd 3.4 cannot read it back, we can.
+    let mut r = Rng(5);
+    let big = r.bytes(10 << 20);
+    let a = tmp.path().join("big-ours");
+    let w = wal::Options::new()
+        .segment_size(1 << 20)
+        .create(&a, Some(b"big"))
+        .unwrap();
+    w.save(&hs(1, 1, 0), &[entry(1, 1, 0, Some(big.clone()))])
+        .unwrap();
+    w.save(&hs(1, 1, 1), &[entry(2, 1, 0, Some(r.bytes(10)))])
+        .unwrap();
+    w.close().unwrap();
+    let theirs = oracle_read(&oracle, &a, (0, 0));
+    assert!(
+        theirs["readall_error"].is_string() || theirs["readall_error"].is_object(),
+        "etcd 3.4 refuses a 10 MiB record: {}",
+        theirs["readall_error"]
+    );
+    let all = wal::open_for_read(&a, &wal::walpb::Snapshot::default())
+        .unwrap()
+        .read_all()
+        .unwrap();
+    assert_eq!(all.entries.len(), 2);
+    assert_eq!(all.entries[0].data.as_deref(), Some(&big[..]));
+
+    // (2) A garbage 11 MiB length field right after the last record.
+    let d = tmp.path().join("wal");
+    copy_dir(&wal_suite::corpus_dir().join("basic"), &d);
+    let p = wal_paths(&d)[0].clone();
+    let mut b = std::fs::read(&p).unwrap();
+    let end = frames(&b).last().unwrap().end as usize;
+    b[end..end + 8].copy_from_slice(&(11u64 << 20).to_le_bytes());
+    std::fs::write(&p, &b).unwrap();
+    let theirs = oracle_read(&oracle, &d, (0, 0));
+    assert!(
+        !theirs["readall_error"].is_null(),
+        "etcd 3.4 refuses the frame"
+    );
+    let ours = our_read(&d, (0, 0));
+    assert!(
+        ours["readall_error"].is_null(),
+        "read mode tolerates a torn tail"
+    );
+    assert_eq!(ours["entries"].as_array().unwrap().len(), 100);
+    let etcd_repaired = tmp.path().join("etcd-repaired");
+    copy_dir(&d, &etcd_repaired);
+    assert!(
+        !oracle_repair(&oracle, &etcd_repaired),
+        "etcd 3.4 refuses to repair it"
+    );
+    match wal::repair(&d).unwrap() {
+        wal::RepairOutcome::Truncated { offset, .. } => assert_eq!(offset, end as u64),
+        other => panic!("want a truncation at {end}, got {other:?}"),
+    }
 }

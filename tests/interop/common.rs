@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use serde_json::{json, Value};
 use wal::raftpb::Entry;
 use wal::walpb::Snapshot;
-use wal::{Error, ReadAll};
+use wal::{Error, ErrorKind, ReadAll};
 use wal_suite::sha256_hex;
 
 /// Where Debian's `golang-etcd-server-dev` installs etcd's Go sources.
@@ -30,11 +30,13 @@ pub fn skip(test: &str, why: &str, hint: &str) {
     if under_ci() {
         panic!("{msg}; CI=true requires it");
     }
-    eprintln!();
-    eprintln!("************************************************************************");
-    eprintln!("*** {msg}");
-    eprintln!("************************************************************************");
-    eprintln!();
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing
+    // tests, and a skip must be seen.
+    let bar = "*".repeat(76);
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        format!("\n{bar}\n*** {msg}\n{bar}\n\n").as_bytes(),
+    );
 }
 
 /// The project root (the root package's manifest dir).
@@ -70,7 +72,10 @@ fn build_oracle() -> Result<PathBuf, String> {
     }
     let wal_src = Path::new(GOPATH).join("src/go.etcd.io/etcd/wal/wal.go");
     if !wal_src.exists() {
-        return Err(format!("etcd's Go sources are missing ({})", wal_src.display()));
+        return Err(format!(
+            "etcd's Go sources are missing ({})",
+            wal_src.display()
+        ));
     }
     // Built fresh on every run, in the target's temp area; Go's build cache lives
     // next to it (the GOPATH is read-only, HOME may be too).
@@ -127,10 +132,7 @@ fn run(oracle: &Path, args: &[&str]) -> String {
 
 /// `oracle write SCENARIO.json DIR`.
 pub fn oracle_write(oracle: &Path, scenario: &Path, dir: &Path) {
-    run(
-        oracle,
-        &["write", path_str(scenario), path_str(dir)],
-    );
+    run(oracle, &["write", path_str(scenario), path_str(dir)]);
 }
 
 /// `oracle read DIR I T`: etcd's document, raw (error strings as etcd gives them).
@@ -197,49 +199,30 @@ pub fn etcd_kind(etcd: &str) -> String {
     k.to_string()
 }
 
-fn kind(e: &Error) -> Value {
-    Value::String(e.kind().as_str().to_string())
+fn opt_kind(e: Option<ErrorKind>) -> Value {
+    e.map_or(Value::Null, |k| Value::String(k.as_str().to_string()))
 }
 
-fn opt_kind(e: Option<&Error>) -> Value {
-    e.map_or(Value::Null, kind)
-}
-
-/// What etcd's `ReadAll` hands back for a result of ours: everything on
-/// `ErrSnapshotNotFound`; on `ErrSliceOutOfRange` the hard state read so far (etcd
-/// does not reset it) and nothing else; nothing (zeroed state) on other errors.
-pub fn as_etcd(r: Result<ReadAll, Error>) -> (ReadAll, Option<Error>) {
-    match r {
-        Ok(all) => (all, None),
-        Err(Error::SnapshotNotFound { snapshot, read }) => {
-            let all = (*read).clone();
-            (all, Some(Error::SnapshotNotFound { snapshot, read }))
-        }
-        Err(Error::SliceOutOfRange {
-            file,
-            offset,
-            start,
-            index,
-            len,
-            read,
-        }) => {
-            let all = ReadAll {
-                metadata: None,
-                hard_state: read.hard_state,
-                entries: Vec::new(),
-            };
-            let e = Error::SliceOutOfRange {
-                file,
-                offset,
-                start,
-                index,
-                len,
-                read,
-            };
-            (all, Some(e))
-        }
-        Err(e) => (ReadAll::default(), Some(e)),
-    }
+/// What etcd's `ReadAll` hands back for a result of ours, and the error's kind:
+/// everything on `ErrSnapshotNotFound`; on `ErrSliceOutOfRange` the hard state read
+/// so far (etcd does not reset it) and nothing else; nothing (zeroed state) on
+/// other errors.
+pub fn as_etcd(r: Result<ReadAll, Error>) -> (ReadAll, Option<ErrorKind>) {
+    let e = match r {
+        Ok(all) => return (all, None),
+        Err(e) => e,
+    };
+    let kind = e.kind();
+    let all = match kind {
+        ErrorKind::SnapshotNotFound => e.into_partial().unwrap_or_default(),
+        ErrorKind::SliceOutOfRange => ReadAll {
+            metadata: None,
+            hard_state: e.into_partial().unwrap_or_default().hard_state,
+            entries: Vec::new(),
+        },
+        _ => ReadAll::default(),
+    };
+    (all, Some(kind))
 }
 
 fn hard_state_json(st: &wal::raftpb::HardState) -> Value {
@@ -306,34 +289,32 @@ pub fn our_read(dir: &Path, snap: (u64, u64)) -> Value {
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("wal");
     copy_dir(dir, &copy);
-    let (open_err2, all2, read_err2) = match wal::Options::new()
-        .segment_size(64 * 1024)
-        .open(&copy, &s)
-    {
-        Err(e) => (Some(e), ReadAll::default(), None),
-        Ok(w) => {
-            let (all2, err2) = as_etcd(w.read_all());
-            // Close errors are not part of the document (the oracle ignores them too).
-            let _ = w.close();
-            (None, all2, err2)
-        }
-    };
+    let (open_err2, all2, read_err2) =
+        match wal::Options::new().segment_size(64 * 1024).open(&copy, &s) {
+            Err(e) => (Some(e), ReadAll::default(), None),
+            Ok(w) => {
+                let (all2, err2) = as_etcd(w.read_all());
+                // Close errors are not part of the document (the oracle ignores them too).
+                let _ = w.close();
+                (None, all2, err2)
+            }
+        };
 
     json!({
         "snapshot": {"index": snap.0, "term": snap.1},
-        "open_error": opt_kind(open_err.as_ref()),
+        "open_error": opt_kind(open_err.as_ref().map(Error::kind)),
         "metadata_hex": hex::encode(all.metadata.as_deref().unwrap_or_default()),
         "metadata_nil": all.metadata.is_none(),
         "hardstate": hard_state_json(&all.hard_state),
         "entries": all.entries.iter().map(entry_json).collect::<Vec<_>>(),
-        "readall_error": opt_kind(read_err.as_ref()),
-        "verify": {"error": opt_kind(verify.as_ref().err())},
+        "readall_error": opt_kind(read_err),
+        "verify": {"error": opt_kind(verify.as_ref().err().map(Error::kind))},
         "valid_snapshot_entries": vse.iter().map(|s| json!({"index": s.index, "term": s.term})).collect::<Vec<_>>(),
-        "valid_snapshot_entries_error": opt_kind(vse_err.as_ref()),
+        "valid_snapshot_entries_error": opt_kind(vse_err.as_ref().map(Error::kind)),
         "files": files,
         "write_mode": {
-            "open_error": opt_kind(open_err2.as_ref()),
-            "readall_error": opt_kind(read_err2.as_ref()),
+            "open_error": opt_kind(open_err2.as_ref().map(Error::kind)),
+            "readall_error": opt_kind(read_err2),
             "hardstate": hard_state_json(&all2.hard_state),
             "entries_count": all2.entries.len(),
             "same_as_read_mode": all2.entries == all.entries,
@@ -373,8 +354,7 @@ pub fn first_diff(a: &Value, b: &Value) -> Option<String> {
                     }
                     path.truncate(n);
                 }
-                (x.len() != y.len())
-                    .then(|| format!("{path}: length {} vs {}", x.len(), y.len()))
+                (x.len() != y.len()).then(|| format!("{path}: length {} vs {}", x.len(), y.len()))
             }
             _ => (a != b).then(|| format!("{path}: {a} vs {b}")),
         }
@@ -488,4 +468,92 @@ pub fn wal_paths(dir: &Path) -> Vec<PathBuf> {
         .filter(|n| n.ends_with(".wal"))
         .map(|n| dir.join(n))
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Corruptions of a copy
+
+#[derive(Debug, Clone, Copy)]
+pub enum Damage {
+    /// Truncate the last segment in the middle of its last record.
+    TruncateMid,
+    /// Zero the last sector (512 bytes) of the last record.
+    ZeroLastSector,
+    /// Zero from the middle of the last record to the end of the file.
+    ZeroTailFromMid,
+    /// Flip a byte in the middle of an earlier record's data.
+    FlipEarlier,
+}
+
+impl Damage {
+    pub const ALL: [Damage; 4] = [
+        Damage::TruncateMid,
+        Damage::ZeroLastSector,
+        Damage::ZeroTailFromMid,
+        Damage::FlipEarlier,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Damage::TruncateMid => "truncate-mid",
+            Damage::ZeroLastSector => "zero-last-sector",
+            Damage::ZeroTailFromMid => "zero-tail",
+            Damage::FlipEarlier => "flip-earlier",
+        }
+    }
+
+    /// Damages the WAL in `dir`; a description, or `None` when not applicable.
+    pub fn apply(self, dir: &Path) -> Option<String> {
+        let files = wal_paths(dir);
+        let last = files.last()?;
+        let mut bytes = std::fs::read(last).unwrap();
+        let fr = frames(&bytes);
+        let lastf = fr.last()?.clone();
+        let name = last.file_name().unwrap().to_string_lossy().into_owned();
+        match self {
+            Damage::TruncateMid => {
+                let at = lastf.offset + (lastf.end - lastf.offset) / 2;
+                bytes.truncate(at as usize);
+                std::fs::write(last, &bytes).unwrap();
+                Some(format!(
+                    "{name} truncated at {at} (record at {})",
+                    lastf.offset
+                ))
+            }
+            Damage::ZeroLastSector => {
+                let sector = ((lastf.end - 1) / 512) * 512;
+                let from = sector.max(lastf.offset + 8);
+                bytes[from as usize..lastf.end as usize].fill(0);
+                std::fs::write(last, &bytes).unwrap();
+                Some(format!("{name} zeroed [{from}, {})", lastf.end))
+            }
+            Damage::ZeroTailFromMid => {
+                let from = lastf.offset + 8 + (lastf.end - lastf.offset - 8) / 2;
+                bytes[from as usize..].fill(0);
+                std::fs::write(last, &bytes).unwrap();
+                Some(format!("{name} zeroed from {from} to the end"))
+            }
+            Damage::FlipEarlier => {
+                // An entry with some data, not the last record; the last segment first.
+                for path in files.iter().rev() {
+                    let mut b = std::fs::read(path).unwrap();
+                    let fr = frames(&b);
+                    let cands: Vec<(u64, u64)> = fr
+                        .iter()
+                        .take(fr.len().saturating_sub(1))
+                        .filter(|f| f.rec_type == 2)
+                        .filter_map(|f| f.data.filter(|(s, e)| e - s >= 16))
+                        .collect();
+                    if let Some((s, e)) = cands.get(cands.len() / 2) {
+                        let at = (s + (e - s) / 2) as usize;
+                        b[at] ^= 0x5a;
+                        std::fs::write(path, &b).unwrap();
+                        let n = path.file_name().unwrap().to_string_lossy().into_owned();
+                        return Some(format!("{n} byte {at} flipped"));
+                    }
+                }
+                None
+            }
+        }
+    }
 }

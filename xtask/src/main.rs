@@ -1,6 +1,7 @@
 //! Project automation. `cargo xtask proto [--check]` regenerates (or checks) the
-//! prost code in `crates/codec/src/generated/`; the other suites are added as
-//! their issues land.
+//! prost code in `crates/codec/src/generated/`; `cargo xtask interop [--quick]`
+//! runs the interoperability suite against etcd 3.4 (`tests/interop.rs`); the
+//! other suites are added as their issues land.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("proto") => proto(args.iter().any(|a| a == "--check")),
+        Some("interop") => interop(args.iter().any(|a| a == "--quick")),
+        Some("crash") => crash(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask proto [--check]");
+            eprintln!(
+                "usage: cargo xtask proto [--check] | cargo xtask interop [--quick] | cargo xtask crash [--quick] [--seed S] [--json]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -105,6 +110,93 @@ fn proto(check: bool) -> Result<()> {
     }
     if check {
         println!("generated protobuf code is up to date");
+    }
+    Ok(())
+}
+
+/// Seeded scenarios of the full interop run (`--quick` uses the test's default, 8).
+const INTEROP_FULL_SCENARIOS: u32 = 64;
+
+/// `cargo test -p wal-suite --test interop` with `INTEROP_SCENARIOS` set.
+fn interop(quick: bool) -> Result<()> {
+    let scenarios = if quick { 8 } else { INTEROP_FULL_SCENARIOS };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    println!("interop: {scenarios} seeded scenarios plus the fixed ones, against etcd 3.4");
+    let status = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "test",
+            "-p",
+            "wal-suite",
+            "--test",
+            "interop",
+            "--",
+            "--nocapture",
+        ])
+        .env("INTEROP_SCENARIOS", scenarios.to_string())
+        .status()
+        .context("running cargo test --test interop")?;
+    if !status.success() {
+        bail!("the interop suite failed ({status})");
+    }
+    Ok(())
+}
+
+/// `cargo xtask crash`: the power-loss, kill and corruption suites, in release mode.
+fn crash(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let json = args.iter().any(|a| a == "--json");
+    let seed = match args.iter().position(|a| a == "--seed") {
+        Some(i) => args
+            .get(i + 1)
+            .context("--seed needs a value")?
+            .parse::<u64>()
+            .context("--seed must be a number")?,
+        None => 1,
+    };
+    let (states, rounds, flips, frames) = if quick {
+        (5_000, 100, 60, 40)
+    } else {
+        (100_000, 500, 400, 1_000_000)
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    if !json {
+        println!("crash: seed {seed}, {states} power-loss states, {rounds} kill rounds");
+    }
+    let out = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "wal-suite",
+            "--test",
+            "crash_powerloss",
+            "--test",
+            "crash_kill",
+            "--test",
+            "crash_corrupt",
+            "--",
+            "--nocapture",
+        ])
+        .env("CRASH_SEED", seed.to_string())
+        .env("CRASH_STATES", states.to_string())
+        .env("CRASH_KILL_ROUNDS", rounds.to_string())
+        .env("CRASH_CORRUPT_FLIPS", flips.to_string())
+        .env("CRASH_CORRUPT_FRAMES", frames.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the crash suites")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        if let Some(i) = line.find("{\"suite\"") {
+            println!("{}", &line[i..]);
+        } else if !json && line.starts_with("test result") {
+            println!("{line}");
+        }
+    }
+    if !out.status.success() {
+        bail!("a crash suite failed ({})", out.status);
     }
     Ok(())
 }
