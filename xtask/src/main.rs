@@ -18,9 +18,10 @@ fn main() -> ExitCode {
         Some("proto") => proto(args.iter().any(|a| a == "--check")),
         Some("interop") => interop(args.iter().any(|a| a == "--quick")),
         Some("crash") => crash(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask proto [--check] | cargo xtask interop [--quick] | cargo xtask crash [--quick] [--seed S] [--json]"
+                "usage: cargo xtask proto [--check] | cargo xtask interop [--quick] | cargo xtask crash [--quick] [--seed S] [--json] | cargo xtask fuzz [--seconds N]"
             );
             return ExitCode::from(2);
         }
@@ -197,6 +198,44 @@ fn crash(args: &[String]) -> Result<()> {
     }
     if !out.status.success() {
         bail!("a crash suite failed ({})", out.status);
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz [--seconds N]`: runs every cargo-fuzz target in `tests/fuzz` for
+/// N seconds each (default 60). Needs `cargo install cargo-fuzz`; works on stable Rust
+/// without a sanitizer (`-s none`).
+fn fuzz(args: &[String]) -> Result<()> {
+    let seconds = match args.iter().position(|a| a == "--seconds") {
+        Some(i) => args
+            .get(i + 1)
+            .context("--seconds needs a value")?
+            .parse::<u64>()
+            .context("--seconds must be a number")?,
+        None => 60,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    for target in ["decode", "read_all"] {
+        println!("fuzz: {target} for {seconds} s");
+        let status = std::process::Command::new(&cargo)
+            .current_dir(root())
+            .args([
+                "fuzz",
+                "run",
+                "--fuzz-dir",
+                "tests/fuzz",
+                "-s",
+                "none",
+                target,
+                "--",
+            ])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-rss_limit_mb=2048")
+            .status()
+            .context("running cargo fuzz (cargo install cargo-fuzz)")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed ({status})");
+        }
     }
     Ok(())
 }
