@@ -481,7 +481,8 @@ impl Wal {
     }
 
     /// Stops the segment pipeline, syncs the tail and releases every lock (etcd's
-    /// `Close`). Everything saved is durable on a successful return.
+    /// `Close`). Everything saved is durable on a successful return. A poisoned WAL
+    /// releases its locks without writing and returns [`Error::Poisoned`].
     pub fn close(self) -> Result<()> {
         let mut inner = self.inner.into_inner();
         let mut first: Option<Error> = None;
@@ -490,7 +491,10 @@ impl Wal {
                 first.get_or_insert(e.into());
             }
         }
-        if inner.tail.is_some() && inner.poisoned.is_none() {
+        if let Some(p) = &inner.poisoned {
+            // Nothing more is written after a failure; the locks are still released.
+            first.get_or_insert(Error::Poisoned(p.clone()));
+        } else if inner.tail.is_some() {
             if let Err(e) = inner.sync(&self.opts) {
                 first.get_or_insert(e);
             }
@@ -697,11 +701,11 @@ impl Inner {
                 .encode(RecordType::Entry as i64, Some(&buf))
                 .map_err(|err| Error::io("writing", &tail.path, err))?;
         }
-        let wrote = tail.enc.encoded_bytes() - before;
         if let Some(last) = entries.last() {
             self.enti = last.index;
         }
         self.save_state(st)?;
+        let wrote = self.tail_mut()?.enc.encoded_bytes() - before;
         metrics::counter!("etcd_disk_wal_write_bytes_total").increment(wrote);
         let tail = self.tail_mut()?;
         if tail.enc.position() < opts.segment_size {
@@ -851,6 +855,14 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wal_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<Wal>();
+        assert_send::<Replay>();
+    }
 
     #[test]
     fn broken_stamp_is_go_format() {
