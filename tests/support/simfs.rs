@@ -299,6 +299,7 @@ struct Shared {
     images: Vec<(u64, Image)>,
     ignore_sync: bool,
     ignore_dir_sync: bool,
+    capacity: Option<usize>,
 }
 
 /// The simulated file system. Paths are absolute and start at `/`; only `/` exists
@@ -380,6 +381,12 @@ impl SimFs {
         self.lock().ignore_dir_sync = yes;
     }
 
+    /// Limits the bytes all files may hold together; growth beyond fails with
+    /// ENOSPC (`StorageFull`), as a full disk does. `None` lifts the limit.
+    pub fn set_capacity(&self, bytes: Option<usize>) {
+        self.lock().capacity = bytes;
+    }
+
     /// The contents of a file as a reader would see them now.
     pub fn read_file(&self, p: &Path) -> Option<Vec<u8>> {
         let g = self.lock();
@@ -410,6 +417,16 @@ fn resolve_parent(img: &Image, p: &Path) -> Option<(Ino, String)> {
 }
 
 impl Shared {
+    /// Whether growing `ino` to `new_len` bytes fits on the disk.
+    fn fits(&self, ino: Ino, new_len: usize) -> bool {
+        let Some(cap) = self.capacity else {
+            return true;
+        };
+        let used: usize = self.img.inodes.iter().map(|i| i.current.len()).sum();
+        let cur = self.img.inodes[ino].current.len();
+        new_len <= cur || used + (new_len - cur) <= cap
+    }
+
     fn tick(&mut self) {
         self.ops += 1;
         if self.record {
@@ -663,6 +680,9 @@ impl Read for SimFile {
 impl Write for SimFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut g = self.fs.lock();
+        if !g.fits(self.ino, self.pos as usize + buf.len()) {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
         g.file_op(
             self.ino,
             FileOp::Write {
@@ -712,6 +732,13 @@ impl WalFile for SimFile {
     fn preallocate(&mut self, size: u64, extend: bool) -> Result<()> {
         let mut g = self.fs.lock();
         let len = g.img.inodes[self.ino].current.len();
+        if !g.fits(self.ino, size as usize) {
+            return Err(Error::from_io(
+                "preallocate",
+                &self.path,
+                io::Error::from(io::ErrorKind::StorageFull),
+            ));
+        }
         if extend && size as usize > len {
             g.file_op(self.ino, FileOp::SetLen(size as usize));
         }
