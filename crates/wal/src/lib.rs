@@ -585,38 +585,11 @@ impl Inner {
                 }
                 Some(RecordType::State) => out.hard_state = rec.hard_state()?,
                 Some(RecordType::Metadata) => {
-                    let data = rec.data.clone();
-                    // Go: `metadata != nil && !bytes.Equal(metadata, rec.Data)`.
-                    if metadata_conflicts(out.metadata.as_deref(), data.as_deref()) {
-                        return Err(Error::MetadataConflict {
-                            file: rec.file,
-                            offset: rec.offset,
-                        });
-                    }
-                    out.metadata = data;
+                    rec.check_metadata(out.metadata.as_deref())?;
+                    out.metadata = rec.data.clone();
                 }
-                Some(RecordType::Snapshot) => {
-                    let s = rec.snapshot()?;
-                    if s.index == start.index {
-                        if s.term != start.term {
-                            return Err(Error::SnapshotMismatch {
-                                file: rec.file,
-                                offset: rec.offset,
-                                index: s.index,
-                                want_term: start.term,
-                                found_term: s.term,
-                            });
-                        }
-                        matched = true;
-                    }
-                }
-                _ => {
-                    return Err(Error::UnexpectedRecordType {
-                        file: rec.file,
-                        offset: rec.offset,
-                        record_type: rec.rec_type,
-                    })
-                }
+                Some(RecordType::Snapshot) => matched |= rec.matches_start(&start)?,
+                _ => return Err(rec.unexpected_type()),
             }
         };
         if self.writable {
@@ -871,12 +844,6 @@ mod tests {
         let t = std::time::UNIX_EPOCH + Duration::new(951_782_400, 0);
         assert_eq!(broken_stamp(t), "20000229.000000");
     }
-}
-
-/// etcd's metadata check: a conflict only once non-nil metadata was seen, comparing
-/// nil and empty as equal.
-pub(crate) fn metadata_conflicts(seen: Option<&[u8]>, new: Option<&[u8]>) -> bool {
-    seen.is_some_and(|m| m != new.unwrap_or(&[]))
 }
 
 fn observe_fsync(took: Duration) {

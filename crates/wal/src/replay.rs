@@ -10,7 +10,7 @@ use wal_codec::RecordType;
 use crate::error::{Error, Result};
 use crate::names::select_wal_files;
 use crate::scan::{End, Stream};
-use crate::{metadata_conflicts, Options};
+use crate::Options;
 
 /// One record of the log, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,38 +102,15 @@ impl Replay {
                 }
                 Some(RecordType::State) => Event::HardState(rec.hard_state()?),
                 Some(RecordType::Metadata) => {
-                    if metadata_conflicts(self.metadata.as_deref(), rec.data.as_deref()) {
-                        return Err(Error::MetadataConflict {
-                            file: rec.file,
-                            offset: rec.offset,
-                        });
-                    }
+                    rec.check_metadata(self.metadata.as_deref())?;
                     self.metadata = rec.data.clone();
                     Event::Metadata(rec.data)
                 }
                 Some(RecordType::Snapshot) => {
-                    let s = rec.snapshot()?;
-                    if s.index == self.start.index {
-                        if s.term != self.start.term {
-                            return Err(Error::SnapshotMismatch {
-                                file: rec.file,
-                                offset: rec.offset,
-                                index: s.index,
-                                want_term: self.start.term,
-                                found_term: s.term,
-                            });
-                        }
-                        self.matched = true;
-                    }
-                    Event::Snapshot(s)
+                    self.matched |= rec.matches_start(&self.start)?;
+                    Event::Snapshot(rec.snapshot()?)
                 }
-                _ => {
-                    return Err(Error::UnexpectedRecordType {
-                        file: rec.file,
-                        offset: rec.offset,
-                        record_type: rec.rec_type,
-                    })
-                }
+                _ => return Err(rec.unexpected_type()),
             }));
         }
     }

@@ -41,6 +41,46 @@ impl Rec {
         Snapshot::decode(self.data.clone().unwrap_or_default())
             .map_err(|e| self.malformed("snapshot", e))
     }
+
+    /// etcd's check of a snapshot record against the start snapshot: true when it
+    /// is the start snapshot, an error when it has the start's index but not its term.
+    pub fn matches_start(&self, start: &Snapshot) -> Result<bool> {
+        let s = self.snapshot()?;
+        if s.index != start.index {
+            return Ok(false);
+        }
+        if s.term != start.term {
+            return Err(Error::SnapshotMismatch {
+                file: self.file.clone(),
+                offset: self.offset,
+                index: s.index,
+                want_term: start.term,
+                found_term: s.term,
+            });
+        }
+        Ok(true)
+    }
+
+    /// etcd's metadata check: once non-nil metadata was seen, every later metadata
+    /// record must be equal (nil and empty compare equal, as Go's `bytes.Equal`).
+    pub fn check_metadata(&self, seen: Option<&[u8]>) -> Result<()> {
+        if seen.is_some_and(|m| m != self.data.as_deref().unwrap_or(&[])) {
+            return Err(Error::MetadataConflict {
+                file: self.file.clone(),
+                offset: self.offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// The error for a record type etcd does not define.
+    pub fn unexpected_type(&self) -> Error {
+        Error::UnexpectedRecordType {
+            file: self.file.clone(),
+            offset: self.offset,
+            record_type: self.rec_type,
+        }
+    }
 }
 
 /// How the stream ended.

@@ -11,7 +11,7 @@ use wal_fileutil::{LockMode, OpenOptions};
 use crate::error::{Error, Result};
 use crate::names::{read_wal_names, select_wal_files};
 use crate::scan::Stream;
-use crate::{metadata_conflicts, Options};
+use crate::Options;
 
 /// Checks the WAL in `dir` from `snap` on without keeping entries (etcd's `Verify`):
 /// every record decodes, the CRC chain holds, metadata agrees, the snapshot record
@@ -36,38 +36,13 @@ pub fn verify_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<HardSt
         };
         match RecordType::from_i64(rec.rec_type) {
             Some(RecordType::Metadata) => {
-                if metadata_conflicts(metadata.as_deref(), rec.data.as_deref()) {
-                    return Err(Error::MetadataConflict {
-                        file: rec.file,
-                        offset: rec.offset,
-                    });
-                }
+                rec.check_metadata(metadata.as_deref())?;
                 metadata = rec.data.clone();
             }
-            Some(RecordType::Snapshot) => {
-                let s = rec.snapshot()?;
-                if s.index == snap.index {
-                    if s.term != snap.term {
-                        return Err(Error::SnapshotMismatch {
-                            file: rec.file,
-                            offset: rec.offset,
-                            index: s.index,
-                            want_term: snap.term,
-                            found_term: s.term,
-                        });
-                    }
-                    matched = true;
-                }
-            }
+            Some(RecordType::Snapshot) => matched |= rec.matches_start(snap)?,
             Some(RecordType::Entry) => {}
             Some(RecordType::State) => state = rec.hard_state()?,
-            _ => {
-                return Err(Error::UnexpectedRecordType {
-                    file: rec.file,
-                    offset: rec.offset,
-                    record_type: rec.rec_type,
-                })
-            }
+            _ => return Err(rec.unexpected_type()),
         }
     }
     if !matched {
