@@ -17,15 +17,9 @@ use wal::walpb::Snapshot;
 use wal::{ErrorKind, Options};
 use wal_codec::{Decoder, Message, RecordType};
 use wal_suite::crash::{check, recover, Gen, Log, Rec, Recovered, Step, Verdict};
+use wal_suite::env_u64;
 use wal_suite::simfs::Rng;
 use wal_suite::{corpus_cases, segment, wal_files};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The record stream of a WAL and where its type bytes are.
 struct Original {

@@ -13,17 +13,11 @@ use std::time::{Duration, Instant};
 use wal::raftpb::HardState;
 use wal::Options;
 use wal_suite::crash::{check, must_sync, recover, Gen, Log, Rec, Recovered, Step, Verdict};
+use wal_suite::env_u64;
 use wal_suite::simfs::Rng;
 
 const SEGMENT: u64 = 16 * 1024;
 const CHILD_ENV: &str = "WAL_CRASH_KILL_CHILD";
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The writer. Runs only when re-executed by the parent with `WAL_CRASH_KILL_CHILD`.
 #[test]

@@ -5,14 +5,8 @@
 //! `CRASH_STATES` (default 1500 here; `cargo xtask crash` runs more) and
 //! `CRASH_SEED` size the run.
 
+use wal_suite::env_u64;
 use wal_suite::powerloss::{run, Config};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn powerloss_suite() {

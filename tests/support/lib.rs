@@ -69,3 +69,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub mod crash;
 pub mod powerloss;
 pub mod simfs;
+
+/// A number from the environment (suite sizes, seeds), or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
