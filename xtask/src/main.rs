@@ -1,7 +1,8 @@
 //! Project automation. `cargo xtask proto [--check]` regenerates (or checks) the
 //! prost code in `crates/codec/src/generated/`; `cargo xtask interop [--quick]`
-//! runs the interoperability suite against etcd 3.4 (`tests/interop.rs`); the
-//! other suites are added as their issues land.
+//! runs the interoperability suite against etcd 3.4 (`tests/interop.rs`);
+//! `cargo xtask crash` the crash suites; `cargo xtask bench [--quick]` the
+//! performance suite (the release `walctl bench`, docs/benchmarks.md).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,9 +20,10 @@ fn main() -> ExitCode {
         Some("interop") => interop(args.iter().any(|a| a == "--quick")),
         Some("crash") => crash(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask proto [--check] | cargo xtask interop [--quick] | cargo xtask crash [--quick] [--seed S] [--json] | cargo xtask fuzz [--seconds N]"
+                "usage: cargo xtask proto [--check] | cargo xtask interop [--quick] | cargo xtask crash [--quick] [--seed S] [--json] | cargo xtask fuzz [--seconds N] | cargo xtask bench [--quick] [--json] [--dir D] [--seconds S] [--reps N]"
             );
             return ExitCode::from(2);
         }
@@ -236,6 +238,23 @@ fn fuzz(args: &[String]) -> Result<()> {
         if !status.success() {
             bail!("fuzz target {target} failed ({status})");
         }
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`: builds `walctl` in release mode and runs `walctl bench`
+/// with the given arguments (`--quick`, `--json`, `--dir D`, `--seconds S`, ...).
+/// `walctl` builds the etcd oracle itself when Go is installed.
+fn bench(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args(["run", "--release", "--quiet", "-p", "walctl", "--", "bench"])
+        .args(args)
+        .status()
+        .context("running walctl bench")?;
+    if !status.success() {
+        bail!("walctl bench failed ({status})");
     }
     Ok(())
 }

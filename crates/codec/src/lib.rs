@@ -54,6 +54,8 @@ pub use crate::crc::RollingCrc;
 pub use crate::decoder::{DecodeError, Decoder, SegmentReader};
 pub use crate::encoder::Encoder;
 pub use crate::pagewriter::PageWriter;
-pub use crate::payload::{encode_entry, encode_hard_state, encode_snapshot, EntryEncoding};
+pub use crate::payload::{
+    decode_entry, encode_entry, encode_hard_state, encode_snapshot, EntryEncoding,
+};
 pub use crate::record::{Record, RecordType};
 pub use prost::{self, Message};

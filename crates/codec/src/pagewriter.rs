@@ -20,6 +20,8 @@ pub struct PageWriter<W: Write> {
     buf: Vec<u8>,
     watermark: usize,
     written: u64,
+    /// Reused by [`PageWriter::write_with`] when the bytes do not fit the buffer.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> PageWriter<W> {
@@ -46,6 +48,7 @@ impl<W: Write> PageWriter<W> {
             buf: vec![0; buffer_bytes + page_bytes],
             watermark: buffer_bytes,
             written: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -81,6 +84,31 @@ impl<W: Write> PageWriter<W> {
             }
             // The tail goes back through the buffer.
         }
+    }
+
+    /// Appends `len` bytes that `fill` writes into the slice it is given (all of
+    /// it), exactly as [`PageWriter::write_all`] of those bytes would: the inner
+    /// writer sees the same writes at the same points. When they fit under the
+    /// watermark (nearly always) `fill` writes straight into the page buffer, so
+    /// the caller needs no buffer of its own and the bytes are copied once.
+    pub fn write_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> io::Result<()> {
+        if len + self.buffered <= self.watermark {
+            fill(&mut self.buf[self.buffered..self.buffered + len]);
+            self.buffered += len;
+            return Ok(());
+        }
+        // Rare (about once per buffer): materialise the bytes and take the
+        // general path.
+        let mut tmp = std::mem::take(&mut self.scratch);
+        tmp.clear();
+        tmp.resize(len, 0);
+        fill(&mut tmp);
+        let r = self.write_all(&tmp);
+        if tmp.capacity() <= 1 << 20 {
+            // Keep a moderate scratch buffer; drop one grown by a huge record.
+            self.scratch = tmp;
+        }
+        r
     }
 
     /// Writes out everything buffered, aligned or not. Does not sync.

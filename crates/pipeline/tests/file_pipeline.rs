@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use wal_fileutil::{os, read_dir, read_dir_ext, try_lock_file, OpenOptions};
-use wal_pipeline::{Error, FilePipeline};
+use wal_pipeline::{Error, FilePipeline, Prepare};
 
 /// etcd's default SegmentSizeBytes.
 const SEGMENT_SIZE_BYTES: u64 = 64 * 1000 * 1000;
@@ -214,4 +214,40 @@ fn pipeline_is_send_and_sync() {
     assert_send_sync::<FilePipeline>();
     assert_send_sync::<Error>();
     assert_send_sync::<wal_fileutil::Error>();
+}
+
+#[test]
+fn zero_filled_file_is_the_preallocated_file() {
+    // Beyond etcd: the same length and the same (zero) bytes, offset 0, but the
+    // blocks written and synced.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 3 * (1 << 20) + 4096;
+    let mut fp = FilePipeline::with_prepare(os(), tdir.path(), size, Prepare::ZeroFill);
+    let mut f = fp.open().unwrap();
+    assert_eq!(f.stream_position().unwrap(), 0);
+    let md = std::fs::metadata(f.path()).unwrap();
+    assert_eq!(md.size(), size);
+    assert!(md.blocks() * 512 >= size, "blocks {}", md.blocks());
+    let bytes = std::fs::read(f.path()).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert!(bytes.iter().all(|&b| b == 0));
+    f.write_all(b"x").unwrap();
+    drop(f);
+    fp.close().unwrap();
+}
+
+#[test]
+fn zero_fill_stops_when_asked_and_leaves_the_offset_at_zero() {
+    let tdir = tempfile::tempdir().unwrap();
+    let path = tdir.path().join("f");
+    let mut f = os()
+        .open(&path, &OpenOptions::write().create(true))
+        .unwrap();
+    f.preallocate(8 << 20, true).unwrap();
+    let done = wal_pipeline::zero_fill(&mut *f, 8 << 20, || true).unwrap();
+    assert_eq!(done, 1 << 20, "stops after the first synced MiB");
+    assert_eq!(f.stream_position().unwrap(), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().size(), 8 << 20);
+    let all = wal_pipeline::zero_fill(&mut *f, 8 << 20, || false).unwrap();
+    assert_eq!(all, 8 << 20);
 }

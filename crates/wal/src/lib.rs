@@ -41,9 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use wal_codec::{
-    encode_entry, encode_hard_state, encode_snapshot, Encoder, EntryEncoding, RecordType,
-};
+use wal_codec::{encode_snapshot, Encoder, EntryEncoding, RecordType};
 use wal_fileutil::{FileSystem, LockMode, OpenOptions, WalFile};
 use wal_pipeline::FilePipeline;
 
@@ -619,7 +617,7 @@ impl Inner {
                             let len = out.entries.len();
                             let index = e.index;
                             return Err(Error::SliceOutOfRange {
-                                file: rec.file,
+                                file: rec.file.to_path_buf(),
                                 offset: rec.offset,
                                 start: start.index,
                                 index,
@@ -718,12 +716,10 @@ impl Inner {
             !entries.is_empty() || st.vote != self.state.vote || st.term != self.state.term;
         let tail = self.tail_mut()?;
         let before = tail.enc.encoded_bytes();
-        let mut buf = Vec::new();
         for e in entries {
-            buf.clear();
-            encode_entry(e, opts.entry_encoding, &mut buf);
+            // Framed straight into the page buffer: no per-entry allocation or copy.
             tail.enc
-                .encode(RecordType::Entry as i64, Some(&buf))
+                .encode_entry(e, opts.entry_encoding)
                 .map_err(|err| Error::io("writing", &tail.path, err))?;
         }
         if let Some(last) = entries.last() {
@@ -749,7 +745,7 @@ impl Inner {
         self.state = *st;
         let tail = self.tail_mut()?;
         tail.enc
-            .encode(RecordType::State as i64, Some(&encode_hard_state(st)))
+            .encode_hard_state(st)
             .map_err(|e| Error::io("writing", &tail.path, e))
     }
 

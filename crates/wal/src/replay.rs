@@ -103,7 +103,9 @@ impl Replay {
                 Some(RecordType::State) => Event::HardState(rec.hard_state()?),
                 Some(RecordType::Metadata) => {
                     rec.check_metadata(self.metadata.as_deref())?;
-                    self.metadata = rec.data.clone();
+                    // A copy: a slice would pin the decoder's read buffer, which
+                    // the replay otherwise reuses for every chunk it reads.
+                    self.metadata = rec.data.as_deref().map(Bytes::copy_from_slice);
                     Event::Metadata(rec.data)
                 }
                 Some(RecordType::Snapshot) => {

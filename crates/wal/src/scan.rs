@@ -1,7 +1,8 @@
 //! The record stream shared by `read_all`, `verify`, `valid_snapshot_entries`,
 //! `repair` and the streaming replay: decoding plus the `crc` record checks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use wal_codec::raftpb::{Entry, HardState};
@@ -11,25 +12,28 @@ use wal_fileutil::{FileSystem, OpenOptions};
 
 use crate::error::{Error, Result};
 
-/// One record, with where it came from.
+/// One record, with where it came from (the path is shared by every record of a
+/// segment, so handing out a record allocates nothing).
 pub(crate) struct Rec {
     pub rec_type: i64,
     pub data: Option<Bytes>,
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub offset: u64,
 }
 
 impl Rec {
     fn malformed(&self, what: &str, e: wal_codec::prost::DecodeError) -> Error {
         Error::Malformed {
-            file: self.file.clone(),
+            file: self.file.to_path_buf(),
             offset: self.offset,
             reason: format!("{what}: {e}"),
         }
     }
 
     pub fn entry(&self) -> Result<Entry> {
-        Entry::decode(self.data.clone().unwrap_or_default()).map_err(|e| self.malformed("entry", e))
+        let empty = Bytes::new();
+        wal_codec::decode_entry(self.data.as_ref().unwrap_or(&empty))
+            .map_err(|e| self.malformed("entry", e))
     }
 
     pub fn hard_state(&self) -> Result<HardState> {
@@ -51,7 +55,7 @@ impl Rec {
         }
         if s.term != start.term {
             return Err(Error::SnapshotMismatch {
-                file: self.file.clone(),
+                file: self.file.to_path_buf(),
                 offset: self.offset,
                 index: s.index,
                 want_term: start.term,
@@ -66,7 +70,7 @@ impl Rec {
     pub fn check_metadata(&self, seen: Option<&[u8]>) -> Result<()> {
         if seen.is_some_and(|m| m != self.data.as_deref().unwrap_or(&[])) {
             return Err(Error::MetadataConflict {
-                file: self.file.clone(),
+                file: self.file.to_path_buf(),
                 offset: self.offset,
             });
         }
@@ -76,7 +80,7 @@ impl Rec {
     /// The error for a record type etcd does not define.
     pub fn unexpected_type(&self) -> Error {
         Error::UnexpectedRecordType {
-            file: self.file.clone(),
+            file: self.file.to_path_buf(),
             offset: self.offset,
             record_type: self.rec_type,
         }
@@ -95,11 +99,26 @@ pub(crate) enum End {
 /// running CRC must match when it is non-zero, then the chain continues from it.
 pub(crate) struct Stream {
     pub dec: Decoder,
+    /// The path of the segment being read, by its index in the stream.
+    file: Option<(usize, Arc<Path>)>,
 }
 
 impl Stream {
     pub fn new(dec: Decoder) -> Self {
-        Self { dec }
+        Self { dec, file: None }
+    }
+
+    /// The decoder's current segment, as a shared path.
+    fn current_file(&mut self) -> Option<Arc<Path>> {
+        let at = self.dec.segment_index();
+        if let Some((i, p)) = &self.file {
+            if *i == at && self.dec.current_file().is_some() {
+                return Some(Arc::clone(p));
+            }
+        }
+        let p: Arc<Path> = Arc::from(self.dec.current_file()?);
+        self.file = Some((at, Arc::clone(&p)));
+        Some(p)
     }
 
     /// Opens `names` (in `dir`) read-only as one stream.
@@ -118,7 +137,6 @@ impl Stream {
     /// callers can tell a clean end from a torn one.
     pub fn next(&mut self) -> Result<std::result::Result<Rec, End>> {
         loop {
-            let file = self.dec.current_file().map(Path::to_path_buf);
             let rec = match self.dec.decode() {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(Err(End::Clean)),
@@ -126,19 +144,17 @@ impl Stream {
                 Err(e) => return Err(e.into()),
             };
             let offset = self.dec.frame_offset();
-            // The decoder may have moved to another file while reading this record.
+            // The decoder may have moved to another file while reading: the record
+            // comes from its current segment.
             let file = self
-                .dec
                 .current_file()
-                .map(Path::to_path_buf)
-                .or(file)
-                .unwrap_or_default();
+                .unwrap_or_else(|| Arc::from(Path::new("")));
             if rec.r#type == RecordType::Crc as i64 {
                 let running = self.dec.last_crc();
                 // A fresh decoder starts at 0 and cannot check the first crc record.
                 if running != 0 && running != rec.crc {
                     return Err(Error::CrcMismatch {
-                        file,
+                        file: file.to_path_buf(),
                         offset,
                         expected: rec.crc,
                         actual: running,

@@ -57,7 +57,11 @@ impl TestFs {
     }
 
     fn options(&self) -> Options {
-        Options::new().file_system(Arc::new(self.clone()))
+        // These tests count and order the WAL's fdatasyncs; zero-filling segments
+        // (tests/zero_fill.rs) adds its own, partly from the pipeline's thread.
+        Options::new()
+            .file_system(Arc::new(self.clone()))
+            .zero_fill_segments(false)
     }
 }
 

@@ -9,10 +9,13 @@
 //!   `ValidSnapshotEntries` return, as text or as the corpus' JSON layout;
 //! - [`frames`] walks the raw frames of every segment (`dump --raw`);
 //! - [`stat`] summarises the segments;
-//! - [`demo`] runs the append / crash / repair / reopen cycle.
+//! - [`demo`] runs the append / crash / repair / reopen cycle;
+//! - [`bench`] is the performance suite (`walctl bench`).
 //!
-//! Nothing here takes a lock or writes, except [`demo`] (on its own directory).
+//! Nothing here takes a lock or writes, except [`demo`] and [`bench`] (on their own
+//! directories).
 
+pub mod bench;
 pub mod demo;
 pub mod dump;
 pub mod frames;

@@ -42,8 +42,54 @@ enum Command {
     Repair(DirArgs),
     /// Append, crash, repair, reopen and check, on a temporary directory.
     Demo(DemoArgs),
-    /// Performance suite (not implemented yet).
-    Bench,
+    /// Performance suite: appends against raw fdatasync baselines and etcd, replay,
+    /// cuts (issue 8; docs/benchmarks.md). Works in a fresh subdirectory of --dir.
+    Bench(BenchArgs),
+    /// One replay run of `walctl bench`, timed in a fresh process (internal).
+    #[command(hide = true)]
+    BenchChild(BenchChildArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Directory to measure in (a subdirectory is made and removed) [default: the
+    /// system temporary directory].
+    #[arg(long, value_name = "D")]
+    dir: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON document to this file (with the text on stdout).
+    #[arg(long, value_name = "PATH")]
+    json_file: Option<PathBuf>,
+    /// A reduced matrix, in well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per append case [default: 2, quick 0.3].
+    #[arg(long, value_name = "S")]
+    seconds: Option<f64>,
+    /// Repetitions of every case; figures are medians [default: 3, quick 1].
+    #[arg(long, value_name = "N")]
+    reps: Option<usize>,
+    /// The etcd oracle binary (tests/interop/oracle) [default: built with go if installed].
+    #[arg(long, value_name = "PATH")]
+    oracle: Option<PathBuf>,
+    /// Skip the etcd column.
+    #[arg(long)]
+    no_etcd: bool,
+    /// Run only some parts: append, cpu, cuts, replay (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "PARTS")]
+    only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct BenchChildArgs {
+    /// read-all, stream or raw-read-crc.
+    mode: String,
+    /// The WAL directory.
+    dir: PathBuf,
+    /// End of the records in the last segment (raw-read-crc).
+    last_end: u64,
 }
 
 #[derive(Debug, Args)]
@@ -196,11 +242,42 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<u8> {
             let passed = walctl::demo::run(&opts, out)?;
             Ok(if passed { 0 } else { 1 })
         }
-        Command::Bench => {
-            eprintln!("walctl bench: not implemented yet (issue 8)");
-            Ok(2)
+        Command::Bench(a) => bench(a, out),
+        Command::BenchChild(a) => {
+            let r = walctl::bench::child(&a.mode, &a.dir, a.last_end)?;
+            serde_json::to_writer(&mut *out, &r)?;
+            writeln!(out)?;
+            Ok(0)
         }
     }
+}
+
+fn bench(a: BenchArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let opts = walctl::bench::BenchOptions {
+        dir: a.dir,
+        quick: a.quick,
+        seconds: a.seconds,
+        reps: a.reps,
+        oracle: a.oracle,
+        no_etcd: a.no_etcd,
+        only: a.only,
+        self_exe: std::env::current_exe().ok(),
+        log: true,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let report = walctl::bench::run(&opts)?;
+    if let Some(p) = &a.json_file {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(p, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    if a.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_text(out)?;
+    }
+    Ok(0)
 }
 
 fn dump(a: DumpArgs, out: &mut dyn Write) -> anyhow::Result<u8> {

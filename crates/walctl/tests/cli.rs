@@ -33,15 +33,14 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn bench_is_a_stub() {
-    let run = walctl(&["bench"]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("not implemented yet (issue 8)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stdout.is_empty());
+fn bench_takes_its_options() {
+    let run = walctl(&["bench", "--help"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for opt in ["--dir", "--json", "--quick", "--seconds"] {
+        assert!(run.stdout.contains(opt), "{opt}: {}", run.stdout);
+    }
+    // A bad value is a usage error, before anything is measured.
+    assert_eq!(walctl(&["bench", "--seconds", "x"]).code, 2);
 }
 
 #[test]

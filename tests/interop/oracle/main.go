@@ -10,9 +10,18 @@
 //	oracle write SCENARIO.json DIR       execute a scenario with wal.Create/Save/...
 //	oracle read DIR SNAPINDEX SNAPTERM   print the corpus .expected.json layout
 //	oracle repair DIR                    wal.Repair, print {"repaired": bool}
+//	oracle bench-append DIR ENTRY_BYTES BATCH SECONDS MAX_SAVES SEGMENT_BYTES [nosync]
+//	                                     time wal.Save of BATCH entries (a changing
+//	                                     hard state, so every save syncs) for SECONDS
+//	                                     or MAX_SAVES saves (0: no limit); print JSON.
+//	                                     nosync: SetUnsafeNoFsync (pure CPU)
+//	oracle bench-read DIR                time OpenForRead + ReadAll; print JSON
+//
+// The bench modes are walctl bench's etcd column (crates/walctl/src/bench.rs).
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,8 +30,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/pkg/fileutil"
 	"go.etcd.io/etcd/raft/raftpb"
@@ -82,7 +93,7 @@ func decodeHex(s *string) []byte {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: oracle write SCENARIO.json DIR | read DIR SNAPINDEX SNAPTERM | repair DIR")
+		die("usage: oracle write SCENARIO.json DIR | read DIR SNAPINDEX SNAPTERM | repair DIR | bench-append ... | bench-read DIR")
 	}
 	switch os.Args[1] {
 	case "write":
@@ -108,6 +119,16 @@ func main() {
 			die("usage: oracle repair DIR")
 		}
 		fmt.Printf("{\"repaired\": %v}\n", wal.Repair(zap.NewNop(), os.Args[2]))
+	case "bench-append":
+		if len(os.Args) != 8 && !(len(os.Args) == 9 && os.Args[8] == "nosync") {
+			die("usage: oracle bench-append DIR ENTRY_BYTES BATCH SECONDS MAX_SAVES SEGMENT_BYTES [nosync]")
+		}
+		benchAppend(os.Args[2], atoi(os.Args[3]), atoi(os.Args[4]), atof(os.Args[5]), atoi(os.Args[6]), atoi(os.Args[7]), len(os.Args) == 9)
+	case "bench-read":
+		if len(os.Args) != 3 {
+			die("usage: oracle bench-read DIR")
+		}
+		benchRead(os.Args[2])
 	default:
 		die("unknown mode %q", os.Args[1])
 	}
@@ -311,4 +332,119 @@ func copyDir(from, to string) {
 		in.Close()
 		out.Close()
 	}
+}
+
+func atoi(s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		die("bad number %q: %v", s, err)
+	}
+	return v
+}
+
+func atof(s string) float64 {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		die("bad number %q: %v", s, err)
+	}
+	return v
+}
+
+// vmHWM is the process's peak resident set size in bytes (0 if unknown).
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "VmHWM:") {
+			fields := strings.Fields(line)
+			if len(fields) >= 2 {
+				kb, _ := strconv.ParseInt(fields[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+// benchAppend is etcd's BenchmarkWrite*Entry* loop with a hard state that changes
+// on every save (so every save fdatasyncs), timed per save.
+func benchAppend(dir string, entryBytes, batch int64, seconds float64, maxSaves, segment int64, nosync bool) {
+	lg := zap.NewNop()
+	wal.SegmentSizeBytes = segment
+	w, err := wal.Create(lg, dir, []byte("walctl bench"))
+	if err != nil {
+		die("create: %v", err)
+	}
+	if nosync {
+		w.SetUnsafeNoFsync()
+	}
+	data := make([]byte, entryBytes)
+	for i := range data {
+		data[i] = byte(i*131 + 7)
+	}
+	ents := make([]raftpb.Entry, batch)
+	lat := make([]float64, 0, 1<<16)
+	var index uint64
+	limit := time.Duration(seconds * float64(time.Second))
+	start := time.Now()
+	var saves int64
+	for {
+		for i := range ents {
+			index++
+			ents[i] = raftpb.Entry{Term: 1, Index: index, Type: raftpb.EntryNormal, Data: data}
+		}
+		st := raftpb.HardState{Term: 1, Vote: 1, Commit: index}
+		t0 := time.Now()
+		if err := w.Save(st, ents); err != nil {
+			die("save: %v", err)
+		}
+		lat = append(lat, float64(time.Since(t0).Nanoseconds())/1000)
+		saves++
+		if (maxSaves > 0 && saves >= maxSaves) || time.Since(start) >= limit {
+			break
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	if err := w.Close(); err != nil {
+		die("close: %v", err)
+	}
+	sort.Float64s(lat)
+	fmt.Printf("{\"saves\":%d,\"entries\":%d,\"seconds\":%g,\"p50_us\":%g,\"p99_us\":%g,\"max_us\":%g}\n",
+		saves, saves*batch, elapsed, percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1))
+}
+
+// benchRead times etcd's read path: OpenForRead and ReadAll from the empty snapshot.
+func benchRead(dir string) {
+	lg := zap.NewNop()
+	start := time.Now()
+	w, err := wal.OpenForRead(lg, dir, walpb.Snapshot{})
+	if err != nil {
+		die("open: %v", err)
+	}
+	_, _, ents, err := w.ReadAll()
+	if err != nil {
+		die("read_all: %v", err)
+	}
+	elapsed := time.Since(start).Seconds()
+	var bytes int64
+	for _, e := range ents {
+		bytes += int64(len(e.Data))
+	}
+	hwm := vmHWM()
+	w.Close()
+	fmt.Printf("{\"seconds\":%g,\"entries\":%d,\"entry_bytes\":%d,\"peak_rss_bytes\":%d}\n",
+		elapsed, len(ents), bytes, hwm)
 }

@@ -1,0 +1,1560 @@
+//! `walctl bench`: the performance suite (issue 8), measured in one run on one
+//! directory so every ratio compares like with like.
+//!
+//! - **append**: for entry sizes 100 B and 1000 B and batches of 1, 10, 100 and
+//!   1000 entries per save (etcd's `BenchmarkWrite*Entry*` matrix), with a hard
+//!   state that changes on every save so every save fdatasyncs:
+//!   - `wal`: this crate's [`wal::Wal::save`] on a fresh WAL with 64 MB segments;
+//!   - `wal-fallocated`: the same with [`wal::Options::zero_fill_segments`] off
+//!     (etcd's plain `fallocate` segments), to show that lever;
+//!   - `raw-fallocated`: the same framed bytes, `pwrite` + `fdatasync`, into
+//!     segment-sized files preallocated with `fallocate` (what etcd's segments are);
+//!   - `raw-zeroed`: the same into segment-sized files whose blocks were already
+//!     written (with zeros) and synced;
+//!   - `etcd`: etcd 3.4's Go WAL through the interop oracle
+//!     (`tests/interop/oracle`), when Go and etcd's sources are installed.
+//!
+//!   The raw baselines write exactly as many saves as the WAL did in that repetition
+//!   (the same total bytes over the same number of segment-sized files).
+//! - **cpu_save**: `save` with `unsafe_no_sync` (pure CPU), beside etcd's
+//!   `SetUnsafeNoFsync` and `raw-write`: the same framed bytes written into fresh
+//!   preallocated files without fsync, the page-cache cost every WAL pays.
+//! - **replay**: about 256 MiB of 1 KiB entries in 64 MB segments, read with
+//!   `read_all`, streamed with [`wal::Replay`], read raw with CRC32C, and read by
+//!   etcd's `ReadAll`; each run in a fresh process (so memory is as fresh as at a
+//!   real restart), warm and, when `/proc/sys/vm/drop_caches` is writable, cold.
+//!   The child process reports its peak RSS (`VmHWM`).
+//! - **cuts**: p50/p99 save latency over a run crossing many segment cuts against
+//!   runs of the same saves crossing none.
+//!
+//! Every figure is the median over repetitions; ratios are within the run.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use serde::Serialize;
+use wal::raftpb::{Entry, HardState};
+use wal::walpb::Snapshot;
+use wal_codec::{encode_entry, encode_hard_state, Encoder, EntryEncoding, RecordType};
+
+/// etcd's segment size, used for every append and replay case.
+pub const SEGMENT_BYTES: u64 = wal::DEFAULT_SEGMENT_SIZE;
+
+const ENTRY_SIZES: [usize; 2] = [100, 1000];
+const BATCHES: [usize; 4] = [1, 10, 100, 1000];
+const REPLAY_ENTRY_BYTES: usize = 1024;
+const METADATA: &[u8] = b"walctl bench";
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct BenchOptions {
+    /// Directory to work in (a fresh subdirectory is made and removed); the system
+    /// temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// A reduced matrix that finishes in well under a minute.
+    pub quick: bool,
+    /// Seconds per append case (default 2, quick 0.3).
+    pub seconds: Option<f64>,
+    /// Repetitions of every case (default 3, quick 1).
+    pub reps: Option<usize>,
+    /// The etcd oracle binary; when `None` it is built if Go is installed.
+    pub oracle: Option<PathBuf>,
+    /// Skip the etcd column.
+    pub no_etcd: bool,
+    /// This executable, for the replay runs in fresh processes (`bench-child`);
+    /// when `None` they run in this process and RSS is not reported.
+    pub self_exe: Option<PathBuf>,
+    /// Run only these parts (`append`, `cpu`, `cuts`, `replay`); all when empty.
+    pub only: Vec<String>,
+    /// Progress lines on stderr.
+    pub log: bool,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+/// The whole report (`--json` prints it).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Where and on what it ran.
+    pub machine: Machine,
+    /// How it ran.
+    pub config: Config,
+    /// The append matrix.
+    pub append: Vec<AppendRow>,
+    /// `save` without fdatasync.
+    pub cpu_save: Vec<AppendRow>,
+    /// Replay throughput and memory.
+    pub replay: Vec<ReplayRow>,
+    /// Save latency with and without segment cuts.
+    pub cuts: Cuts,
+    /// The issue's targets, computed from the rows above.
+    pub ratios: Ratios,
+    /// Columns that could not be measured, and why.
+    pub unavailable: Vec<String>,
+}
+
+/// The machine.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// CPUs available.
+    pub nproc: usize,
+    /// CPU model.
+    pub cpu: String,
+    /// Total memory.
+    pub mem_total_bytes: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// The directory measured in.
+    pub dir: String,
+    /// Its file system type (from /proc/mounts).
+    pub fs_type: String,
+    /// Its block device.
+    pub device: String,
+    /// /proc/loadavg when the run started and when it ended (other work on the
+    /// machine skews every figure).
+    pub loadavg: Vec<String>,
+}
+
+/// The run's parameters.
+#[derive(Debug, Serialize)]
+pub struct Config {
+    /// The command line.
+    pub command: String,
+    /// `--quick`.
+    pub quick: bool,
+    /// Seconds per append case.
+    pub seconds: f64,
+    /// Repetitions per case (figures are medians).
+    pub reps: usize,
+    /// Segment size of every WAL and raw file.
+    pub segment_bytes: u64,
+    /// Entry bytes in the replay WAL.
+    pub replay_entry_bytes: u64,
+    /// What `mb_per_s` counts: entry data bytes (append) or WAL bytes (replay), 10^6.
+    pub units: &'static str,
+}
+
+/// One cell of the append matrix for one implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppendRow {
+    /// `wal`, `wal-fallocated`, `raw-fallocated`, `raw-zeroed` or `etcd`.
+    #[serde(rename = "impl")]
+    pub impl_name: String,
+    /// Data bytes per entry.
+    pub entry_bytes: usize,
+    /// Entries per save.
+    pub batch: usize,
+    /// Saves per second.
+    pub saves_per_s: Option<f64>,
+    /// Entries per second.
+    pub entries_per_s: Option<f64>,
+    /// Entry data, MB (10^6) per second.
+    pub mb_per_s: Option<f64>,
+    /// Median save latency.
+    pub p50_us: Option<f64>,
+    /// 99th percentile save latency.
+    pub p99_us: Option<f64>,
+    /// Saves in the median repetition.
+    pub saves: Option<u64>,
+    /// Why there are no figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One replay measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayRow {
+    /// `read_all`, `stream`, `raw-read-crc` or `etcd`.
+    #[serde(rename = "impl")]
+    pub impl_name: String,
+    /// `warm` or `cold`.
+    pub cache: String,
+    /// WAL bytes (frames) per second, 10^6.
+    pub mb_per_s: Option<f64>,
+    /// Peak RSS of the process that did it (`VmHWM`).
+    pub peak_rss_bytes: Option<u64>,
+    /// RSS of that process before it started reading.
+    pub baseline_rss_bytes: Option<u64>,
+    /// Entries read.
+    pub entries: Option<u64>,
+    /// Why there are no figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Latency over cuts.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Cuts {
+    /// The workload.
+    pub entry_bytes: usize,
+    /// Entries per save.
+    pub batch: usize,
+    /// Saves per run.
+    pub saves: u64,
+    /// Segment cuts the cutting run crossed.
+    pub cuts_crossed: u64,
+    /// p50 with cuts.
+    pub p50_us_with_cuts: f64,
+    /// p99 with cuts.
+    pub p99_us_with_cuts: f64,
+    /// p99.9 with cuts.
+    pub p999_us_with_cuts: f64,
+    /// Slowest save with cuts.
+    pub max_us_with_cuts: f64,
+    /// p50 without cuts.
+    pub p50_us_without_cuts: f64,
+    /// p99 without cuts.
+    pub p99_us_without_cuts: f64,
+    /// p99.9 without cuts.
+    pub p999_us_without_cuts: f64,
+    /// Slowest save without cuts.
+    pub max_us_without_cuts: f64,
+    /// Median latency of the saves that cut.
+    pub cut_save_p50_us: f64,
+}
+
+/// The targets of issue 8, as measured.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Ratios {
+    /// Per cell: wal over each other implementation (saves/s).
+    pub append: Vec<CellRatio>,
+    /// Per cell: wal over etcd, no fsync (entries/s); `vs_raw_zeroed` holds wal
+    /// over `raw-write` (the same bytes written, nothing else) here.
+    pub cpu_save_vs_etcd: Vec<CellRatio>,
+    /// Streaming, warm, GB/s.
+    pub stream_warm_gb_per_s: Option<f64>,
+    /// `read_all` over etcd's `ReadAll`, warm.
+    pub read_all_vs_etcd_warm: Option<f64>,
+    /// `read_all` over the raw read, warm.
+    pub read_all_vs_raw_warm: Option<f64>,
+    /// `read_all` over the raw read, cold.
+    pub read_all_vs_raw_cold: Option<f64>,
+    /// Streaming over the raw read, cold.
+    pub stream_vs_raw_cold: Option<f64>,
+    /// `read_all` peak RSS over the entry bytes.
+    pub read_all_rss_over_entry_bytes: Option<f64>,
+    /// Streaming peak RSS over one segment.
+    pub stream_rss_over_segment: Option<f64>,
+    /// p99 with cuts over p99 without.
+    pub cut_p99_ratio: Option<f64>,
+}
+
+/// One cell's ratios.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRatio {
+    /// Data bytes per entry.
+    pub entry_bytes: usize,
+    /// Entries per save.
+    pub batch: usize,
+    /// wal / raw-zeroed.
+    pub vs_raw_zeroed: Option<f64>,
+    /// wal / raw-fallocated.
+    pub vs_raw_fallocated: Option<f64>,
+    /// wal / etcd.
+    pub vs_etcd: Option<f64>,
+}
+
+struct Plan {
+    cells: Vec<(usize, usize)>,
+    seconds: f64,
+    reps: usize,
+    cpu_cells: Vec<(usize, usize)>,
+    cpu_seconds: f64,
+    replay_bytes: u64,
+    replay_reps: usize,
+    cut_cuts: u64,
+    cut_reps: usize,
+}
+
+impl Plan {
+    fn new(o: &BenchOptions) -> Plan {
+        let all: Vec<(usize, usize)> = ENTRY_SIZES
+            .iter()
+            .flat_map(|&e| BATCHES.iter().map(move |&b| (e, b)))
+            .collect();
+        if o.quick {
+            Plan {
+                cells: all,
+                seconds: o.seconds.unwrap_or(0.3),
+                reps: o.reps.unwrap_or(1).max(1),
+                cpu_cells: vec![(100, 100), (1000, 1000)],
+                cpu_seconds: 0.2,
+                replay_bytes: 48 << 20,
+                replay_reps: o.reps.unwrap_or(1).max(1),
+                cut_cuts: 3,
+                cut_reps: 1,
+            }
+        } else {
+            Plan {
+                cells: all.clone(),
+                seconds: o.seconds.unwrap_or(2.0),
+                reps: o.reps.unwrap_or(3).max(1),
+                cpu_cells: all,
+                cpu_seconds: 0.5,
+                replay_bytes: 256 << 20,
+                replay_reps: o.reps.unwrap_or(3).max(1),
+                cut_cuts: 12,
+                cut_reps: o.reps.unwrap_or(3).max(1),
+            }
+        }
+    }
+}
+
+/// One timed run.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    saves: u64,
+    secs: f64,
+    lat_us: Vec<f64>,
+    p50: f64,
+    p99: f64,
+    cut_lat_us: Vec<f64>,
+}
+
+impl Run {
+    fn finish(mut self) -> Run {
+        self.lat_us.sort_by(f64::total_cmp);
+        self.p50 = pct(&self.lat_us, 0.50);
+        self.p99 = pct(&self.lat_us, 0.99);
+        self
+    }
+}
+
+/// The `p` quantile of sorted values (Go's side uses the same rule).
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(p * (sorted.len() - 1) as f64) as usize]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct Ctx {
+    base: PathBuf,
+    log: bool,
+    oracle: Option<PathBuf>,
+    self_exe: Option<PathBuf>,
+    zero_pool: Vec<PathBuf>,
+    counter: u64,
+    unavailable: Vec<String>,
+}
+
+impl Ctx {
+    fn say(&self, msg: impl AsRef<str>) {
+        if self.log {
+            eprintln!("bench: {}", msg.as_ref());
+        }
+    }
+
+    fn fresh(&mut self, what: &str) -> PathBuf {
+        self.counter += 1;
+        self.base.join(format!("{what}-{}", self.counter))
+    }
+}
+
+/// Runs the suite and returns its report.
+pub fn run(o: &BenchOptions) -> Result<Report> {
+    let plan = Plan::new(o);
+    let parent = o.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let base = parent.join(format!("walctl-bench.{}", std::process::id()));
+    if base.exists() {
+        std::fs::remove_dir_all(&base).with_context(|| format!("removing {}", base.display()))?;
+    }
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let mut ctx = Ctx {
+        base: base.clone(),
+        log: o.log,
+        oracle: None,
+        self_exe: o.self_exe.clone(),
+        zero_pool: Vec::new(),
+        counter: 0,
+        unavailable: Vec::new(),
+    };
+    let result = run_in(o, &plan, &mut ctx);
+    if let Err(e) = std::fs::remove_dir_all(&base) {
+        eprintln!("walctl bench: removing {}: {e}", base.display());
+    }
+    result
+}
+
+fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
+    let machine = machine(&ctx.base);
+    ctx.say(format!(
+        "in {} ({} on {}), {} s per case, {} repetitions",
+        ctx.base.display(),
+        machine.fs_type,
+        machine.device,
+        plan.seconds,
+        plan.reps
+    ));
+    if o.no_etcd {
+        ctx.unavailable.push("etcd: --no-etcd".into());
+    } else {
+        match o
+            .oracle
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(|| build_oracle(ctx))
+        {
+            Ok(p) => ctx.oracle = Some(p),
+            Err(why) => {
+                ctx.say(format!("etcd column unavailable: {why}"));
+                ctx.unavailable.push(format!("etcd: {why}"));
+            }
+        }
+    }
+    let part = |name: &str| o.only.is_empty() || o.only.iter().any(|p| p == name);
+    let append = if part("append") {
+        append_matrix(plan, ctx)?
+    } else {
+        Vec::new()
+    };
+    let cpu_save = if part("cpu") {
+        cpu_matrix(plan, ctx)?
+    } else {
+        Vec::new()
+    };
+    let cuts = if part("cuts") {
+        cuts(plan, ctx)?
+    } else {
+        Cuts::default()
+    };
+    let replay = if part("replay") {
+        replay(plan, ctx)?
+    } else {
+        Vec::new()
+    };
+    let ratios = ratios(&append, &cpu_save, &replay, &cuts, plan);
+    let mut machine = machine;
+    machine
+        .loadavg
+        .push(read_text("/proc/loadavg").trim().to_string());
+    Ok(Report {
+        machine,
+        config: Config {
+            command: o.command.clone(),
+            quick: o.quick,
+            seconds: plan.seconds,
+            reps: plan.reps,
+            segment_bytes: SEGMENT_BYTES,
+            replay_entry_bytes: plan.replay_bytes,
+            units: "append mb_per_s: entry data bytes; replay mb_per_s: WAL frame bytes read; MB = 10^6",
+        },
+        append,
+        cpu_save,
+        replay,
+        cuts,
+        ratios,
+        unavailable: ctx.unavailable.clone(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The machine
+
+fn read_text(p: &str) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn machine(dir: &Path) -> Machine {
+    let mem = read_text("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    let cpu = read_text("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let canon = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut best: Option<(usize, String, String)> = None;
+    for line in read_text("/proc/mounts").lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 {
+            continue;
+        }
+        if canon.starts_with(f[1]) && best.as_ref().is_none_or(|b| f[1].len() >= b.0) {
+            best = Some((f[1].len(), f[2].to_string(), f[0].to_string()));
+        }
+    }
+    let (fs_type, device) = best.map(|b| (b.1, b.2)).unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        mem_total_bytes: mem,
+        kernel: read_text("/proc/sys/kernel/osrelease").trim().to_string(),
+        dir: canon.display().to_string(),
+        fs_type,
+        device,
+        loadavg: vec![read_text("/proc/loadavg").trim().to_string()],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The etcd oracle
+
+/// Builds `tests/interop/oracle` (GOPATH mode against Debian's etcd sources).
+fn build_oracle(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
+    const GOPATH: &str = "/usr/share/gocode";
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/oracle");
+    if !src.join("main.go").exists() {
+        return Err(format!("oracle sources not found at {}", src.display()));
+    }
+    if !Path::new(GOPATH)
+        .join("src/go.etcd.io/etcd/wal/wal.go")
+        .exists()
+    {
+        return Err(format!(
+            "etcd's Go sources are not installed ({GOPATH}; apt-get install golang-etcd-server-dev)"
+        ));
+    }
+    let cache = std::env::temp_dir().join("walctl-bench-gocache");
+    let out = ctx.base.join("etcd-oracle");
+    ctx.say("building the etcd 3.4 oracle (go build)");
+    let res = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", &cache)
+        .env("GOFLAGS", "")
+        .env("GOENV", "off")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .map_err(|e| format!("go is not installed ({e})"))?;
+    if !res.status.success() {
+        return Err(format!(
+            "go build failed: {}",
+            String::from_utf8_lossy(&res.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+fn oracle_json(oracle: &Path, args: &[String]) -> Result<serde_json::Value> {
+    let out = Command::new(oracle)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", oracle.display()))?;
+    if !out.status.success() {
+        bail!(
+            "oracle {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing the oracle's JSON")
+}
+
+fn num(v: &serde_json::Value, k: &str) -> f64 {
+    v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------
+// Appends
+
+/// A batch of entries with shared data; indexes are set per save.
+fn batch_entries(entry_bytes: usize, batch: usize) -> Vec<Entry> {
+    let data: Vec<u8> = (0..entry_bytes).map(|i| (i * 131 + 7) as u8).collect();
+    let data = Bytes::from(data);
+    (0..batch)
+        .map(|_| Entry {
+            r#type: 0,
+            term: 1,
+            index: 0,
+            data: Some(data.clone()),
+        })
+        .collect()
+}
+
+/// The framed bytes of one save (entries then the hard state), as the WAL writes them.
+fn save_bytes(entry_bytes: usize, batch: usize) -> Result<Vec<u8>> {
+    let mut ents = batch_entries(entry_bytes, batch);
+    let mut enc = Encoder::new(Vec::new(), 0, 0);
+    let mut buf = Vec::new();
+    for (i, e) in ents.iter_mut().enumerate() {
+        e.index = 1_000_000 + i as u64;
+        buf.clear();
+        encode_entry(e, EntryEncoding::Etcd36, &mut buf);
+        enc.encode(RecordType::Entry as i64, Some(&buf))?;
+    }
+    let st = HardState {
+        term: 1,
+        vote: 1,
+        commit: 1_000_000 + batch as u64,
+    };
+    enc.encode(RecordType::State as i64, Some(&encode_hard_state(&st)))?;
+    enc.flush()?;
+    Ok(enc.into_inner())
+}
+
+/// Writes back whatever is dirty (earlier cases, unsynced runs, removals), so a
+/// timed case does not compete with the writeback of the one before.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// Saves on a fresh WAL until `seconds` pass or `max_saves` are done.
+fn run_wal(
+    dir: &Path,
+    opts: &wal::Options,
+    entry_bytes: usize,
+    batch: usize,
+    seconds: f64,
+    max_saves: u64,
+) -> Result<Run> {
+    let w = opts.create(dir, Some(METADATA))?;
+    settle();
+    let mut ents = batch_entries(entry_bytes, batch);
+    let mut run = Run {
+        lat_us: Vec::with_capacity(1 << 16),
+        ..Run::default()
+    };
+    let mut index = 0u64;
+    let mut tail = w.tail_path();
+    let limit = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    loop {
+        for e in ents.iter_mut() {
+            index += 1;
+            e.index = index;
+        }
+        let st = HardState {
+            term: 1,
+            vote: 1,
+            commit: index,
+        };
+        let t0 = Instant::now();
+        w.save(&st, &ents)?;
+        let us = t0.elapsed().as_secs_f64() * 1e6;
+        run.lat_us.push(us);
+        run.saves += 1;
+        if max_saves > 0 {
+            // Only the cut study needs to know which saves cut.
+            let now = w.tail_path();
+            if now != tail {
+                run.cut_lat_us.push(us);
+                tail = now;
+            }
+        }
+        if (max_saves > 0 && run.saves >= max_saves) || (max_saves == 0 && start.elapsed() >= limit)
+        {
+            break;
+        }
+    }
+    run.secs = start.elapsed().as_secs_f64();
+    w.close()?;
+    Ok(run.finish())
+}
+
+fn run_etcd(
+    oracle: &Path,
+    dir: &Path,
+    entry_bytes: usize,
+    batch: usize,
+    seconds: f64,
+    nosync: bool,
+) -> Result<Run> {
+    let mut args = vec![
+        "bench-append".to_string(),
+        dir.display().to_string(),
+        entry_bytes.to_string(),
+        batch.to_string(),
+        seconds.to_string(),
+        "0".to_string(),
+        SEGMENT_BYTES.to_string(),
+    ];
+    if nosync {
+        args.push("nosync".into());
+    }
+    settle();
+    let v = oracle_json(oracle, &args)?;
+    Ok(Run {
+        saves: num(&v, "saves") as u64,
+        secs: num(&v, "seconds"),
+        p50: num(&v, "p50_us"),
+        p99: num(&v, "p99_us"),
+        ..Run::default()
+    })
+}
+
+/// Segment-sized files preallocated with fallocate (etcd's way), synced with
+/// their directory so the timed run pays only for its writes.
+fn fallocated_files(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
+    let dir = ctx.fresh("raw-fallocated");
+    std::fs::create_dir_all(&dir)?;
+    let fs = wal_fileutil::os();
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = dir.join(format!("{i}.seg"));
+        let mut f = fs.open(&p, &wal_fileutil::OpenOptions::write().create(true))?;
+        f.preallocate(SEGMENT_BYTES, true)?;
+        f.sync_all()?;
+        paths.push(p);
+    }
+    fs.fsync_dir(&dir)?;
+    Ok(paths)
+}
+
+/// Grows the pool of segment-sized files whose blocks are written (zeros), synced.
+/// The pool is reused: overwritten blocks stay written, which is what matters.
+fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
+    let dir = ctx.base.join("raw-zeroed");
+    std::fs::create_dir_all(&dir)?;
+    let zeros = vec![0u8; 1 << 20];
+    while ctx.zero_pool.len() < n {
+        let p = dir.join(format!("{}.seg", ctx.zero_pool.len()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .with_context(|| format!("creating {}", p.display()))?;
+        let mut left = SEGMENT_BYTES as usize;
+        while left > 0 {
+            let k = left.min(zeros.len());
+            f.write_all(&zeros[..k])?;
+            left -= k;
+        }
+        f.sync_all()?;
+        ctx.zero_pool.push(p);
+    }
+    wal_fileutil::os().fsync_dir(&dir)?;
+    Ok(ctx.zero_pool[..n].to_vec())
+}
+
+fn files_needed(save_len: usize, saves: u64) -> usize {
+    let per_file = (SEGMENT_BYTES as usize / save_len.max(1)).max(1) as u64;
+    saves.div_ceil(per_file).max(1) as usize
+}
+
+/// `pwrite` + `fdatasync` (unless `!sync`) of `bytes` per save, filling `files`
+/// one after another.
+fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: bool) -> Result<Run> {
+    let mut handles = Vec::with_capacity(files.len());
+    for p in files {
+        handles.push(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        );
+    }
+    let mut run = Run {
+        lat_us: Vec::with_capacity(saves as usize),
+        ..Run::default()
+    };
+    let (mut fi, mut off) = (0usize, 0u64);
+    let len = bytes.len() as u64;
+    settle();
+    let start = Instant::now();
+    for _ in 0..saves {
+        if off + len > SEGMENT_BYTES && off > 0 {
+            fi += 1;
+            off = 0;
+        }
+        let Some(f) = handles.get(fi) else {
+            bail!("raw baseline ran out of files");
+        };
+        let t0 = Instant::now();
+        f.write_all_at(bytes, off)?;
+        if sync {
+            f.sync_data()?;
+        }
+        run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        off += len;
+        run.saves += 1;
+    }
+    run.secs = start.elapsed().as_secs_f64();
+    Ok(run.finish())
+}
+
+fn row(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow {
+    let rate: Vec<f64> = runs
+        .iter()
+        .map(|r| r.saves as f64 / r.secs.max(1e-9))
+        .collect();
+    let saves_per_s = median(rate);
+    // The repetition closest to the median rate gives the saves count.
+    let saves = runs
+        .iter()
+        .min_by(|a, b| {
+            let da = (a.saves as f64 / a.secs.max(1e-9) - saves_per_s).abs();
+            let db = (b.saves as f64 / b.secs.max(1e-9) - saves_per_s).abs();
+            da.total_cmp(&db)
+        })
+        .map(|r| r.saves);
+    AppendRow {
+        impl_name: name.into(),
+        entry_bytes,
+        batch,
+        saves_per_s: Some(saves_per_s),
+        entries_per_s: Some(saves_per_s * batch as f64),
+        mb_per_s: Some(saves_per_s * (batch * entry_bytes) as f64 / 1e6),
+        p50_us: Some(median(runs.iter().map(|r| r.p50).collect())),
+        p99_us: Some(median(runs.iter().map(|r| r.p99).collect())),
+        saves,
+        note: None,
+    }
+}
+
+fn missing(name: &str, entry_bytes: usize, batch: usize, note: &str) -> AppendRow {
+    AppendRow {
+        impl_name: name.into(),
+        entry_bytes,
+        batch,
+        saves_per_s: None,
+        entries_per_s: None,
+        mb_per_s: None,
+        p50_us: None,
+        p99_us: None,
+        saves: None,
+        note: Some(note.into()),
+    }
+}
+
+fn remove(p: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(p) {
+        eprintln!("walctl bench: removing {}: {e}", p.display());
+    }
+}
+
+fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
+    let mut rows = Vec::new();
+    let opts = wal::Options::new().segment_size(SEGMENT_BYTES);
+    let etcd_prealloc = opts.clone().zero_fill_segments(false);
+    for &(eb, batch) in &plan.cells {
+        let bytes = save_bytes(eb, batch)?;
+        let (mut w, mut wf, mut rf, mut rz, mut et) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..plan.reps {
+            let dir = ctx.fresh("wal");
+            let r = run_wal(&dir, &opts, eb, batch, plan.seconds, 0)?;
+            remove(&dir);
+            let saves = r.saves;
+            w.push(r);
+
+            let dir = ctx.fresh("wal-fallocated");
+            wf.push(run_wal(&dir, &etcd_prealloc, eb, batch, plan.seconds, 0)?);
+            remove(&dir);
+
+            let need = files_needed(bytes.len(), saves);
+            let files = zero_pool(ctx, need)?;
+            rz.push(run_raw(&files, &bytes, saves, true)?);
+
+            let files = fallocated_files(ctx, need)?;
+            rf.push(run_raw(&files, &bytes, saves, true)?);
+            if let Some(d) = files.first().and_then(|p| p.parent()) {
+                remove(d);
+            }
+
+            if let Some(oracle) = ctx.oracle.clone() {
+                let dir = ctx.fresh("etcd");
+                et.push(run_etcd(&oracle, &dir, eb, batch, plan.seconds, false)?);
+                remove(&dir);
+            }
+        }
+        let cell = [
+            row("wal", eb, batch, &w),
+            row("wal-fallocated", eb, batch, &wf),
+            row("raw-fallocated", eb, batch, &rf),
+            row("raw-zeroed", eb, batch, &rz),
+            if et.is_empty() {
+                missing("etcd", eb, batch, "unavailable: see `unavailable`")
+            } else {
+                row("etcd", eb, batch, &et)
+            },
+        ];
+        if ctx.log {
+            let f = |r: &AppendRow| {
+                r.saves_per_s
+                    .map_or("n/a".to_string(), |v| format!("{v:.0}"))
+            };
+            ctx.say(format!(
+                "append {eb} B x {batch}: saves/s wal {} wal-fallocated {} raw-fallocated {} raw-zeroed {} etcd {}",
+                f(&cell[0]),
+                f(&cell[1]),
+                f(&cell[2]),
+                f(&cell[3]),
+                f(&cell[4])
+            ));
+        }
+        rows.extend(cell);
+    }
+    Ok(rows)
+}
+
+fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
+    let mut rows = Vec::new();
+    let opts = wal::Options::new()
+        .segment_size(SEGMENT_BYTES)
+        .unsafe_no_sync(true);
+    for &(eb, batch) in &plan.cpu_cells {
+        let bytes = save_bytes(eb, batch)?;
+        let (mut w, mut raw, mut et) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..plan.reps {
+            let dir = ctx.fresh("wal-nosync");
+            let r = run_wal(&dir, &opts, eb, batch, plan.cpu_seconds, 0)?;
+            remove(&dir);
+            let saves = r.saves;
+            w.push(r);
+            // The floor any WAL pays: the same bytes written into fresh
+            // preallocated files (the page cache), nothing else.
+            let files = fallocated_files(ctx, files_needed(bytes.len(), saves))?;
+            raw.push(run_raw(&files, &bytes, saves, false)?);
+            if let Some(d) = files.first().and_then(|p| p.parent()) {
+                remove(d);
+            }
+            if let Some(oracle) = ctx.oracle.clone() {
+                let dir = ctx.fresh("etcd-nosync");
+                et.push(run_etcd(&oracle, &dir, eb, batch, plan.cpu_seconds, true)?);
+                remove(&dir);
+            }
+        }
+        let a = row("wal", eb, batch, &w);
+        let r = row("raw-write", eb, batch, &raw);
+        let b = if et.is_empty() {
+            missing("etcd", eb, batch, "unavailable: see `unavailable`")
+        } else {
+            row("etcd", eb, batch, &et)
+        };
+        ctx.say(format!(
+            "save without fsync {eb} B x {batch}: entries/s wal {:.0} raw-write {:.0} etcd {}",
+            a.entries_per_s.unwrap_or(0.0),
+            r.entries_per_s.unwrap_or(0.0),
+            b.entries_per_s.map_or("n/a".into(), |v| format!("{v:.0}"))
+        ));
+        rows.push(a);
+        rows.push(r);
+        rows.push(b);
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// Cuts
+
+const CUT_ENTRY_BYTES: usize = 1000;
+const CUT_BATCH: usize = 100;
+
+fn cuts(plan: &Plan, ctx: &mut Ctx) -> Result<Cuts> {
+    let bytes = save_bytes(CUT_ENTRY_BYTES, CUT_BATCH)?.len() as u64;
+    // Saves that fit in one segment after its header, with room to spare.
+    let per_segment = SEGMENT_BYTES / bytes - 2;
+    let saves = per_segment * plan.cut_cuts + per_segment / 2;
+    let opts = wal::Options::new().segment_size(SEGMENT_BYTES);
+    let (mut with, mut without, mut cut_saves) = (Vec::new(), Vec::new(), Vec::new());
+    let mut crossed = 0;
+    for _ in 0..plan.cut_reps {
+        let dir = ctx.fresh("wal-cuts");
+        let r = run_wal(&dir, &opts, CUT_ENTRY_BYTES, CUT_BATCH, 0.0, saves)?;
+        remove(&dir);
+        crossed = r.cut_lat_us.len() as u64;
+        cut_saves.extend(r.cut_lat_us.iter().copied());
+        with.push(r);
+        // The same number of saves on fresh WALs that never fill their first segment.
+        let mut pooled = Run::default();
+        let mut left = saves;
+        while left > 0 {
+            let n = left.min(per_segment);
+            let dir = ctx.fresh("wal-nocuts");
+            let r = run_wal(&dir, &opts, CUT_ENTRY_BYTES, CUT_BATCH, 0.0, n)?;
+            remove(&dir);
+            if !r.cut_lat_us.is_empty() {
+                bail!("the no-cut run cut a segment");
+            }
+            pooled.lat_us.extend(r.lat_us);
+            pooled.saves += r.saves;
+            pooled.secs += r.secs;
+            left -= n;
+        }
+        without.push(pooled.finish());
+    }
+    let m = |runs: &[Run], p: f64| median(runs.iter().map(|r| pct(&r.lat_us, p)).collect());
+    let c = Cuts {
+        entry_bytes: CUT_ENTRY_BYTES,
+        batch: CUT_BATCH,
+        saves,
+        cuts_crossed: crossed,
+        p50_us_with_cuts: m(&with, 0.5),
+        p99_us_with_cuts: m(&with, 0.99),
+        p999_us_with_cuts: m(&with, 0.999),
+        max_us_with_cuts: m(&with, 1.0),
+        p50_us_without_cuts: m(&without, 0.5),
+        p99_us_without_cuts: m(&without, 0.99),
+        p999_us_without_cuts: m(&without, 0.999),
+        max_us_without_cuts: m(&without, 1.0),
+        cut_save_p50_us: median(cut_saves),
+    };
+    ctx.say(format!(
+        "cuts ({} B x {}, {} saves, {} cuts): p99 {:.0} us with cuts, {:.0} us without; saves that cut: {:.0} us",
+        c.entry_bytes, c.batch, c.saves, c.cuts_crossed, c.p99_us_with_cuts, c.p99_us_without_cuts, c.cut_save_p50_us
+    ));
+    Ok(c)
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+
+/// The replay WAL: where it is and how big.
+struct ReplayWal {
+    dir: PathBuf,
+    wal_bytes: u64,
+    entry_bytes: u64,
+    last_end: u64,
+}
+
+fn build_replay_wal(ctx: &mut Ctx, target: u64) -> Result<ReplayWal> {
+    let dir = ctx.fresh("replay").join("wal");
+    if let Some(p) = dir.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let opts = wal::Options::new()
+        .segment_size(SEGMENT_BYTES)
+        .unsafe_no_sync(true);
+    let w = opts.create(&dir, Some(METADATA))?;
+    let mut ents = batch_entries(REPLAY_ENTRY_BYTES, 256);
+    let (mut index, mut written) = (0u64, 0u64);
+    while written < target {
+        for e in ents.iter_mut() {
+            index += 1;
+            e.index = index;
+        }
+        let st = HardState {
+            term: 1,
+            vote: 1,
+            commit: index,
+        };
+        w.save(&st, &ents)?;
+        written += (ents.len() * REPLAY_ENTRY_BYTES) as u64;
+    }
+    w.close()?;
+    // Make it durable, so a cold read really reads the disk.
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    names.sort();
+    let mut wal_bytes = 0;
+    let mut last_end = 0;
+    for (i, p) in names.iter().enumerate() {
+        File::open(p)?.sync_all()?;
+        let len = std::fs::metadata(p)?.len();
+        if i + 1 == names.len() {
+            last_end = records_end(p)?;
+            wal_bytes += last_end;
+        } else {
+            wal_bytes += len;
+        }
+    }
+    Ok(ReplayWal {
+        dir,
+        wal_bytes,
+        entry_bytes: written,
+        last_end,
+    })
+}
+
+/// Offset just past the last record of a segment.
+fn records_end(p: &Path) -> Result<u64> {
+    let f = File::open(p)?;
+    let size = f.metadata()?.len();
+    let mut dec =
+        wal_codec::Decoder::new(vec![wal_codec::SegmentReader::new(p, size, Box::new(f))]);
+    while let Some(rec) = dec.decode()? {
+        if rec.r#type == RecordType::Crc as i64 {
+            dec.update_crc(rec.crc);
+        }
+    }
+    Ok(dec.last_offset())
+}
+
+/// What one replay run measured.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct ChildReport {
+    /// Seconds spent reading (open included, process start excluded).
+    pub seconds: f64,
+    /// Entries returned.
+    pub entries: u64,
+    /// Their data bytes.
+    pub entry_bytes: u64,
+    /// VmRSS before reading.
+    pub baseline_rss_bytes: u64,
+    /// VmHWM after reading.
+    pub peak_rss_bytes: u64,
+}
+
+fn status_bytes(key: &str) -> u64 {
+    read_text("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// One replay (`read-all`, `stream` or `raw-read-crc`) of `dir`, timed in this
+/// process; `last_end` bounds the raw read of the last segment. `walctl
+/// bench-child` runs this in a fresh process.
+pub fn child(mode: &str, dir: &Path, last_end: u64) -> Result<ChildReport> {
+    let baseline = status_bytes("VmRSS:");
+    let start = Instant::now();
+    let (entries, entry_bytes) = match mode {
+        "read-all" => {
+            let w = wal::open_for_read(dir, &Snapshot::default())?;
+            let all = w.read_all()?;
+            let n = all.entries.len() as u64;
+            let b = all
+                .entries
+                .iter()
+                .map(|e| e.data.as_ref().map_or(0, |d| d.len() as u64))
+                .sum();
+            let secs = start.elapsed().as_secs_f64();
+            let peak = status_bytes("VmHWM:");
+            // Freeing is not part of reading.
+            std::mem::forget(all);
+            return Ok(ChildReport {
+                seconds: secs,
+                entries: n,
+                entry_bytes: b,
+                baseline_rss_bytes: baseline,
+                peak_rss_bytes: peak,
+            });
+        }
+        "stream" => {
+            let (mut n, mut b) = (0u64, 0u64);
+            for ev in wal::Replay::open(dir, &Snapshot::default())? {
+                if let wal::Event::Entry(e) = ev? {
+                    n += 1;
+                    b += e.data.as_ref().map_or(0, |d| d.len() as u64);
+                }
+            }
+            (n, b)
+        }
+        "raw-read-crc" => {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+                .collect();
+            names.sort();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut crc = 0u32;
+            let mut total = 0u64;
+            for (i, p) in names.iter().enumerate() {
+                let mut f = File::open(p)?;
+                let mut left = if i + 1 == names.len() {
+                    last_end
+                } else {
+                    f.metadata()?.len()
+                };
+                while left > 0 {
+                    let want = (left as usize).min(buf.len());
+                    let got = f.read(&mut buf[..want])?;
+                    if got == 0 {
+                        break;
+                    }
+                    crc = crc32c::crc32c_append(crc, &buf[..got]);
+                    left -= got as u64;
+                    total += got as u64;
+                }
+            }
+            std::hint::black_box(crc);
+            (0, total)
+        }
+        other => bail!("unknown replay mode {other:?}"),
+    };
+    Ok(ChildReport {
+        seconds: start.elapsed().as_secs_f64(),
+        entries,
+        entry_bytes,
+        baseline_rss_bytes: baseline,
+        peak_rss_bytes: status_bytes("VmHWM:"),
+    })
+}
+
+fn run_child(ctx: &Ctx, mode: &str, rw: &ReplayWal) -> Result<ChildReport> {
+    let Some(exe) = &ctx.self_exe else {
+        let mut r = child(mode, &rw.dir, rw.last_end)?;
+        r.peak_rss_bytes = 0;
+        r.baseline_rss_bytes = 0;
+        return Ok(r);
+    };
+    let out = Command::new(exe)
+        .arg("bench-child")
+        .arg(mode)
+        .arg(&rw.dir)
+        .arg(rw.last_end.to_string())
+        .output()
+        .with_context(|| format!("running {} bench-child", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "bench-child {mode} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing bench-child output")
+}
+
+fn run_etcd_read(oracle: &Path, rw: &ReplayWal) -> Result<ChildReport> {
+    let v = oracle_json(
+        oracle,
+        &["bench-read".to_string(), rw.dir.display().to_string()],
+    )?;
+    Ok(ChildReport {
+        seconds: num(&v, "seconds"),
+        entries: num(&v, "entries") as u64,
+        entry_bytes: num(&v, "entry_bytes") as u64,
+        baseline_rss_bytes: 0,
+        peak_rss_bytes: num(&v, "peak_rss_bytes") as u64,
+    })
+}
+
+/// Writes back dirty pages and drops the page cache; false if not allowed.
+fn drop_caches() -> bool {
+    let _ = Command::new("sync").status();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
+fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
+    ctx.say(format!(
+        "replay: writing {} MiB of {} B entries",
+        plan.replay_bytes >> 20,
+        REPLAY_ENTRY_BYTES
+    ));
+    let rw = build_replay_wal(ctx, plan.replay_bytes)?;
+    settle();
+    let mut impls = vec!["read_all", "stream", "raw-read-crc"];
+    if ctx.oracle.is_some() {
+        impls.push("etcd");
+    }
+    let cold_ok = drop_caches();
+    if !cold_ok {
+        ctx.unavailable
+            .push("replay cold: cannot write /proc/sys/vm/drop_caches (needs root)".to_string());
+    }
+    let mut rows = Vec::new();
+    for cache in ["warm", "cold"] {
+        if cache == "cold" && !cold_ok {
+            continue;
+        }
+        let mut results: Vec<Vec<ChildReport>> = vec![Vec::new(); impls.len()];
+        if cache == "warm" {
+            // Bring every segment into the page cache once.
+            run_child(ctx, "raw-read-crc", &rw)?;
+        }
+        for _ in 0..plan.replay_reps {
+            for (i, name) in impls.iter().enumerate() {
+                if cache == "cold" {
+                    drop_caches();
+                }
+                let r = match *name {
+                    "read_all" => run_child(ctx, "read-all", &rw)?,
+                    "stream" => run_child(ctx, "stream", &rw)?,
+                    "raw-read-crc" => run_child(ctx, "raw-read-crc", &rw)?,
+                    _ => match &ctx.oracle {
+                        Some(o) => run_etcd_read(o, &rw)?,
+                        None => continue,
+                    },
+                };
+                results[i].push(r);
+            }
+        }
+        for (i, name) in impls.iter().enumerate() {
+            let rs = &results[i];
+            let mbs = median(
+                rs.iter()
+                    .map(|r| rw.wal_bytes as f64 / r.seconds.max(1e-9) / 1e6)
+                    .collect(),
+            );
+            let peak = median(rs.iter().map(|r| r.peak_rss_bytes as f64).collect()) as u64;
+            let base = median(rs.iter().map(|r| r.baseline_rss_bytes as f64).collect()) as u64;
+            let entries = rs.first().map(|r| r.entries);
+            let has_rss = ctx.self_exe.is_some() || *name == "etcd";
+            rows.push(ReplayRow {
+                impl_name: (*name).to_string(),
+                cache: cache.to_string(),
+                mb_per_s: Some(mbs),
+                peak_rss_bytes: has_rss.then_some(peak),
+                baseline_rss_bytes: (has_rss && *name != "etcd").then_some(base),
+                entries,
+                note: None,
+            });
+            ctx.say(format!(
+                "replay {cache} {name}: {mbs:.0} MB/s, peak RSS {} MiB",
+                peak >> 20
+            ));
+        }
+    }
+    // The denominators of the memory targets.
+    rows.push(ReplayRow {
+        impl_name: "entry-bytes".into(),
+        cache: "n/a".into(),
+        mb_per_s: None,
+        peak_rss_bytes: Some(rw.entry_bytes),
+        baseline_rss_bytes: None,
+        entries: None,
+        note: Some(format!(
+            "entry data bytes in the replay WAL ({} WAL bytes, segments of {SEGMENT_BYTES} bytes)",
+            rw.wal_bytes
+        )),
+    });
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// Ratios and text
+
+fn find<'a>(rows: &'a [AppendRow], name: &str, eb: usize, batch: usize) -> Option<&'a AppendRow> {
+    rows.iter()
+        .find(|r| r.impl_name == name && r.entry_bytes == eb && r.batch == batch)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn replay_mbs(rows: &[ReplayRow], name: &str, cache: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.impl_name == name && r.cache == cache)
+        .and_then(|r| r.mb_per_s)
+}
+
+fn ratios(
+    append: &[AppendRow],
+    cpu: &[AppendRow],
+    replay: &[ReplayRow],
+    cuts: &Cuts,
+    plan: &Plan,
+) -> Ratios {
+    let cell = |rows: &[AppendRow], eb, b, get: fn(&AppendRow) -> Option<f64>| {
+        let w = find(rows, "wal", eb, b).and_then(get);
+        CellRatio {
+            entry_bytes: eb,
+            batch: b,
+            vs_raw_zeroed: ratio(w, find(rows, "raw-zeroed", eb, b).and_then(get)),
+            vs_raw_fallocated: ratio(w, find(rows, "raw-fallocated", eb, b).and_then(get)),
+            vs_etcd: ratio(w, find(rows, "etcd", eb, b).and_then(get)),
+        }
+    };
+    let entry_bytes = replay
+        .iter()
+        .find(|r| r.impl_name == "entry-bytes")
+        .and_then(|r| r.peak_rss_bytes);
+    let rss = |name: &str| {
+        replay
+            .iter()
+            .find(|r| r.impl_name == name && r.cache == "warm")
+            .and_then(|r| r.peak_rss_bytes)
+    };
+    Ratios {
+        append: plan
+            .cells
+            .iter()
+            .map(|&(eb, b)| cell(append, eb, b, |r| r.saves_per_s))
+            .collect(),
+        cpu_save_vs_etcd: plan
+            .cpu_cells
+            .iter()
+            .map(|&(eb, b)| {
+                let mut c = cell(cpu, eb, b, |r| r.entries_per_s);
+                c.vs_raw_zeroed = ratio(
+                    find(cpu, "wal", eb, b).and_then(|r| r.entries_per_s),
+                    find(cpu, "raw-write", eb, b).and_then(|r| r.entries_per_s),
+                );
+                c
+            })
+            .collect(),
+        stream_warm_gb_per_s: replay_mbs(replay, "stream", "warm").map(|v| v / 1000.0),
+        read_all_vs_etcd_warm: ratio(
+            replay_mbs(replay, "read_all", "warm"),
+            replay_mbs(replay, "etcd", "warm"),
+        ),
+        read_all_vs_raw_warm: ratio(
+            replay_mbs(replay, "read_all", "warm"),
+            replay_mbs(replay, "raw-read-crc", "warm"),
+        ),
+        read_all_vs_raw_cold: ratio(
+            replay_mbs(replay, "read_all", "cold"),
+            replay_mbs(replay, "raw-read-crc", "cold"),
+        ),
+        stream_vs_raw_cold: ratio(
+            replay_mbs(replay, "stream", "cold"),
+            replay_mbs(replay, "raw-read-crc", "cold"),
+        ),
+        read_all_rss_over_entry_bytes: ratio(
+            rss("read_all").map(|v| v as f64),
+            entry_bytes.map(|v| v as f64),
+        ),
+        stream_rss_over_segment: rss("stream").map(|v| v as f64 / SEGMENT_BYTES as f64),
+        cut_p99_ratio: ratio(Some(cuts.p99_us_with_cuts), Some(cuts.p99_us_without_cuts)),
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"))
+}
+
+impl Report {
+    /// The report as text tables.
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let m = &self.machine;
+        writeln!(
+            out,
+            "machine: {} CPUs ({}), {:.1} GiB RAM, kernel {}, {} ({} on {})",
+            m.nproc,
+            m.cpu,
+            m.mem_total_bytes as f64 / (1u64 << 30) as f64,
+            m.kernel,
+            m.dir,
+            m.fs_type,
+            m.device
+        )?;
+        writeln!(out, "load average (start, end): {}", m.loadavg.join(" / "))?;
+        writeln!(
+            out,
+            "config: {} s per case, medians of {} repetitions, segments of {} bytes{}",
+            self.config.seconds,
+            self.config.reps,
+            self.config.segment_bytes,
+            if self.config.quick { " (quick)" } else { "" }
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "append, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)"
+        )?;
+        writeln!(
+            out,
+            "| cell | wal | wal-fallocated | raw-fallocated | raw-zeroed | etcd | wal/zeroed | wal/fallocated | wal/etcd |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+        for r in &self.ratios.append {
+            let c = |name| {
+                find(&self.append, name, r.entry_bytes, r.batch).map_or("n/a".to_string(), |x| {
+                    format!(
+                        "{} ({} MB/s, {}/{})",
+                        opt(x.saves_per_s, 0),
+                        opt(x.mb_per_s, 1),
+                        opt(x.p50_us, 0),
+                        opt(x.p99_us, 0)
+                    )
+                })
+            };
+            writeln!(
+                out,
+                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.batch,
+                r.entry_bytes,
+                c("wal"),
+                c("wal-fallocated"),
+                c("raw-fallocated"),
+                c("raw-zeroed"),
+                c("etcd"),
+                opt(r.vs_raw_zeroed, 2),
+                opt(r.vs_raw_fallocated, 2),
+                opt(r.vs_etcd, 2)
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(out, "save without fsync (entries/s)")?;
+        writeln!(
+            out,
+            "| cell | wal | raw-write | etcd | wal/etcd | wal/raw-write | raw-write/etcd |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        for r in &self.ratios.cpu_save_vs_etcd {
+            let c = |name| {
+                find(&self.cpu_save, name, r.entry_bytes, r.batch)
+                    .map_or("n/a".to_string(), |x| opt(x.entries_per_s, 0))
+            };
+            let raw_over_etcd = ratio(
+                find(&self.cpu_save, "raw-write", r.entry_bytes, r.batch)
+                    .and_then(|x| x.entries_per_s),
+                find(&self.cpu_save, "etcd", r.entry_bytes, r.batch).and_then(|x| x.entries_per_s),
+            );
+            writeln!(
+                out,
+                "| {} x {} B | {} | {} | {} | {} | {} | {} |",
+                r.batch,
+                r.entry_bytes,
+                c("wal"),
+                c("raw-write"),
+                c("etcd"),
+                opt(r.vs_etcd, 2),
+                opt(r.vs_raw_zeroed, 2),
+                opt(raw_over_etcd, 2)
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "replay ({} entry bytes; MB/s of WAL bytes)",
+            self.config.replay_entry_bytes
+        )?;
+        writeln!(out, "| impl | cache | MB/s | peak RSS MiB |")?;
+        writeln!(out, "|---|---|---|---|")?;
+        for r in self.replay.iter().filter(|r| r.mb_per_s.is_some()) {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                r.impl_name,
+                r.cache,
+                opt(r.mb_per_s, 0),
+                r.peak_rss_bytes.map_or("n/a".to_string(), |v| format!(
+                    "{:.0}",
+                    v as f64 / 1048576.0
+                ))
+            )?;
+        }
+        writeln!(out)?;
+        let c = &self.cuts;
+        writeln!(
+            out,
+            "cuts ({} x {} B, {} saves, {} cuts crossed): p50/p99/p99.9/max us with cuts {:.0}/{:.0}/{:.0}/{:.0}, without {:.0}/{:.0}/{:.0}/{:.0}; saves that cut: median {:.0} us",
+            c.batch, c.entry_bytes, c.saves, c.cuts_crossed,
+            c.p50_us_with_cuts, c.p99_us_with_cuts, c.p999_us_with_cuts, c.max_us_with_cuts,
+            c.p50_us_without_cuts, c.p99_us_without_cuts, c.p999_us_without_cuts, c.max_us_without_cuts,
+            c.cut_save_p50_us
+        )?;
+        let r = &self.ratios;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "targets: stream warm {} GB/s (>= 5); read_all/etcd warm {} (>= 4); read_all/raw cold {} (>= 0.9); stream/raw cold {}; read_all RSS/entry bytes {} (<= 1.3); stream RSS/segment {} (<= 1); cut p99 ratio {} (<= 1.5)",
+            opt(r.stream_warm_gb_per_s, 2),
+            opt(r.read_all_vs_etcd_warm, 2),
+            opt(r.read_all_vs_raw_cold, 2),
+            opt(r.stream_vs_raw_cold, 2),
+            opt(r.read_all_rss_over_entry_bytes, 2),
+            opt(r.stream_rss_over_segment, 2),
+            opt(r.cut_p99_ratio, 2)
+        )?;
+        for u in &self.unavailable {
+            writeln!(out, "unavailable: {u}")?;
+        }
+        Ok(())
+    }
+}
