@@ -317,27 +317,9 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
-        if is_no_space(&source) {
-            Self::NoSpace {
-                op,
-                path: path.to_path_buf(),
-                source,
-            }
-        } else {
-            Self::Io {
-                op,
-                path: path.to_path_buf(),
-                source,
-            }
-        }
+        // One place decides what a full disk looks like: the file layer.
+        wal_fileutil::Error::from_io(op, path, source).into()
     }
-}
-
-fn is_no_space(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
 }
 
 impl From<DecodeError> for Error {
@@ -379,7 +361,7 @@ impl From<wal_fileutil::Error> for Error {
         match e {
             wal_fileutil::Error::Locked { path } => Self::Locked { path },
             wal_fileutil::Error::NoSpace { op, path, source } => Self::NoSpace { op, path, source },
-            wal_fileutil::Error::Io { op, path, source } => Self::io(op, &path, source),
+            wal_fileutil::Error::Io { op, path, source } => Self::Io { op, path, source },
             other => Self::Io {
                 op: "file operation",
                 path: other.path().to_path_buf(),
