@@ -431,6 +431,31 @@ fn cleanup_broken(w: Wal) {
     }
 }
 
+/// How long a segment lock held by someone else is waited out before `Locked`.
+///
+/// Between `fork` and `exec`, a child process briefly holds copies of its parent's
+/// descriptors, and with them their OFD locks (close-on-exec only closes them at
+/// `exec`). A process that spawns children while it reopens its WAL would otherwise
+/// see its own lock as held by another process. A real holder (a running etcd, a
+/// second writer) still fails the open, 100 ms later.
+const LOCK_RETRY: Duration = Duration::from_millis(100);
+
+/// Opens a segment read-write with an exclusive lock, without blocking on a real
+/// holder (etcd's `TryLockFile`, riding out fork windows, see [`LOCK_RETRY`]).
+pub(crate) fn try_lock_segment(fs: &dyn FileSystem, path: &Path) -> Result<Box<dyn WalFile>> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match fs.open(path, &OpenOptions::read_write().lock(LockMode::Try)) {
+            Err(wal_fileutil::Error::Locked { .. }) if start.elapsed() < LOCK_RETRY => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Result<Wal> {
     let fs = &*opts.fs;
     let (names, at) = names::select_wal_files(fs, dir, snap.index)?;
@@ -441,7 +466,7 @@ fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Re
             let path = dir.join(name);
             let (seq, index) =
                 parse_wal_name(name).ok_or_else(|| Error::InvalidName { path: path.clone() })?;
-            let f = fs.open(&path, &OpenOptions::read_write().lock(LockMode::Try))?;
+            let f = try_lock_segment(fs, &path)?;
             opened.push((path, seq, index, f));
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use wal_codec::raftpb::HardState;
 use wal_codec::walpb::Snapshot;
 use wal_codec::{Decoder, RecordType, SegmentReader};
-use wal_fileutil::{LockMode, OpenOptions};
+use wal_fileutil::OpenOptions;
 
 use crate::error::{Error, Result};
 use crate::names::{read_wal_names, select_wal_files};
@@ -142,7 +142,7 @@ pub fn repair_with(opts: &Options, dir: &Path) -> Result<RepairOutcome> {
         });
     };
     let path = dir.join(last);
-    let mut f = fs.open(&path, &OpenOptions::read_write().lock(LockMode::Try))?;
+    let mut f = crate::try_lock_segment(fs, &path)?;
     tracing::info!(path = %path.display(), "repairing");
     let size = f.len()?;
     let reader = fs.open(&path, &OpenOptions::read())?;

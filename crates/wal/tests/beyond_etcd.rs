@@ -822,3 +822,28 @@ fn purge_respects_locks() {
         }
     }
 }
+
+/// A lock held for an instant (as a forked child holds its parent's descriptors
+/// until `exec`) is waited out; one held for good still fails the open with `Locked`.
+#[test]
+fn open_rides_out_a_momentary_lock_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    wal::create(&dir, Some(b"m")).unwrap().close().unwrap();
+    let seg = dir.join(wal::wal_name(0, 0));
+    let lock =
+        || wal_fileutil::try_lock_file(&seg, &wal_fileutil::OpenOptions::read_write()).unwrap();
+
+    let holder = lock();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(holder);
+    });
+    let w = wal::open(&dir, &Snapshot::default()).expect("the momentary holder is waited out");
+    release.join().unwrap();
+    drop(w);
+
+    let _held = lock();
+    let err = wal::open(&dir, &Snapshot::default()).unwrap_err();
+    assert_eq!(err.kind(), wal::ErrorKind::Locked, "{err}");
+}
