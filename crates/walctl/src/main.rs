@@ -100,10 +100,25 @@ struct SnapArgs {
     /// Term of that snapshot [default: 0].
     #[arg(long, value_name = "T", requires = "snap_index")]
     snap_term: Option<u64>,
+    /// Start at the newest valid snapshot record of the WAL (the one a restarting
+    /// etcd loads when its `.snap` file is there), like etcd-dump-logs.
+    #[arg(long, conflicts_with = "snap_index")]
+    newest_snap: bool,
 }
 
 impl SnapArgs {
-    fn snapshot(&self) -> Snapshot {
+    /// The snapshot to start at; with `--newest-snap`, the last of the WAL's valid
+    /// snapshot entries ({0,0} if it has none or they cannot be read, which the
+    /// rest of the command then reports).
+    fn snapshot(&self, wal_dir: &std::path::Path) -> Snapshot {
+        if self.newest_snap {
+            if let Some(s) = wal::valid_snapshot_entries(wal_dir)
+                .ok()
+                .and_then(|v| v.last().cloned())
+            {
+                return s;
+            }
+        }
         Snapshot {
             index: self.snap_index.unwrap_or(0),
             term: self.snap_term.unwrap_or(0),
@@ -298,7 +313,7 @@ fn dump(a: DumpArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         return Ok(u8::from(raw.is_bad()));
     }
     let sp = progress::spinner(show, "reading the WAL");
-    let d = walctl::dump::dump(&loc.wal_dir, &a.snap.snapshot());
+    let d = walctl::dump::dump(&loc.wal_dir, &a.snap.snapshot(&loc.wal_dir));
     sp.finish_and_clear();
     if a.json {
         out.write_all(d.report.to_json_text()?.as_bytes())?;
@@ -314,7 +329,7 @@ fn dump(a: DumpArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
 
 fn verify(a: VerifyArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let loc = located(&a.dir);
-    let snap = a.snap.snapshot();
+    let snap = a.snap.snapshot(&loc.wal_dir);
     let sp = progress::spinner(progress::wanted(false), "verifying");
     let r = wal::verify(&loc.wal_dir, &snap);
     sp.finish_and_clear();

@@ -181,3 +181,26 @@ fn dump_json_is_laid_out_like_the_corpus() {
         assert_eq!(run.stdout.trim_end(), want_text.trim_end(), "{case}");
     }
 }
+
+/// `--newest-snap` starts where a restarting etcd does: the real server's WAL gives
+/// exactly etcd's answer at its newest snapshot (`server-a.at-newest-snap`).
+#[test]
+fn newest_snap_is_where_etcd_restarts() {
+    let want = read_json(&corpus().join("server-a.at-newest-snap.expected.json"));
+    let dir = corpus().join("server-a");
+    let newest = walctl(&["dump", "--json", "--newest-snap", dir.to_str().unwrap()]).json();
+    assert_eq!(newest["snapshot"], want["snapshot"]);
+    assert_eq!(
+        newest["entries"].as_array().unwrap().len(),
+        want["entries"].as_array().unwrap().len()
+    );
+    assert_eq!(newest["hardstate"], want["hardstate"]);
+    let mut args = vec!["dump".to_string(), "--json".to_string()];
+    args.extend(snap_args(&want));
+    args.push(dir.display().to_string());
+    assert_eq!(
+        newest,
+        walctl(&args).json(),
+        "the same document as with explicit flags"
+    );
+}
