@@ -32,6 +32,7 @@ use wal::raftpb::{Entry, HardState};
 use wal::walpb::Snapshot;
 
 use common::*;
+use wal_suite::simfs::Rng;
 
 // ---------------------------------------------------------------------------
 // Scenarios
@@ -136,40 +137,6 @@ fn hs(term: u64, vote: u64, commit: u64) -> HardState {
     HardState { term, vote, commit }
 }
 
-/// splitmix64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    fn pct(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-    fn bytes_in(&mut self, lo: u64, hi: u64) -> Vec<u8> {
-        let n = self.range(lo, hi);
-        self.bytes(n as usize)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
-}
-
 /// Entry data: nil, empty, every padding residue, multiples of 8, exact 4096s,
 /// and random sizes up to 5000.
 fn gen_data(r: &mut Rng) -> Option<Vec<u8>> {
@@ -189,7 +156,7 @@ fn gen_data(r: &mut Rng) -> Option<Vec<u8>> {
 /// vote and term changes, log truncation by a later term, snapshots (some beyond
 /// the commit), release_lock_to, reopen, and the odd entry larger than a segment.
 fn generate(seed: u64) -> Scenario {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let segment_size = match r.below(4) {
         0 => 4096,
         1 => 8192,
@@ -298,7 +265,7 @@ fn generate(seed: u64) -> Scenario {
 
 fn fixed_scenarios() -> Vec<Scenario> {
     let mut out = Vec::new();
-    let mut r = Rng(0x7e57);
+    let mut r = Rng::new(0x7e57);
 
     // Like the corpus's basic/: one 64 KiB segment, batches of 10, trailing commit.
     let mut sc = Scenario::new("basic-64k", 64 * 1024, Some(b"interop basic metadata"));
@@ -818,7 +785,7 @@ fn max_entry_size_limit_follows_etcd_3_6_not_3_4() {
     let tmp = tempfile::tempdir().unwrap();
 
     // (1) A 10 MiB entry: identical bytes, etcd 3.4 cannot read it back, we can.
-    let mut r = Rng(5);
+    let mut r = Rng::new(5);
     let big = r.bytes(10 << 20);
     let a = tmp.path().join("big-ours");
     let w = wal::Options::new()

@@ -134,6 +134,28 @@ impl Rng {
     pub fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True `p` percent of the time.
+    pub fn pct(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+    /// Between `lo` and `hi` random bytes.
+    pub fn bytes_in(&mut self, lo: u64, hi: u64) -> Vec<u8> {
+        let n = self.range(lo, hi);
+        self.bytes(n as usize)
+    }
 }
 
 impl Image {
