@@ -96,6 +96,18 @@ impl WalFile for OsFile {
         Ok(())
     }
 
+    fn drop_cache(&self) -> Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        nix::fcntl::posix_fadvise(
+            &self.file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .map_err(|e| crate::Error::from_io("fadvise", &self.path, e.into()))?;
+        Ok(())
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         loop {
             match self.file.read_at(buf, offset) {

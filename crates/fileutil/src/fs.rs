@@ -55,6 +55,14 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
     /// pread(2): read at `offset` without moving the file offset. Returns the
     /// number of bytes read (0 at or past the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// Tells the kernel the file's cached pages will not be needed soon
+    /// (`posix_fadvise(POSIX_FADV_DONTNEED)`), so their memory is reused for the
+    /// next pages written. Clean pages are dropped; dirty ones stay until written
+    /// back. Changes no data. The default does nothing.
+    fn drop_cache(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The narrow seam through which the WAL performs every file-system

@@ -370,7 +370,14 @@ impl Worker {
                 let st = shared.lock();
                 st.demand > 0 || st.closed
             };
+            let started = std::time::Instant::now();
             let zeroed = zero_fill(&mut *f, self.size, waiting.clone());
+            tracing::debug!(
+                path = %path.display(),
+                zeroed = ?zeroed.as_ref().ok(),
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "zero-filled a new WAL segment",
+            );
             if matches!(zeroed, Ok(n) if n < self.size) || waiting() {
                 // The WAL asked for this file before it was ready: it is writing
                 // faster than the disk can also take the zeros. Back off.

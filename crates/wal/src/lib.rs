@@ -78,6 +78,7 @@ pub struct Options {
     segment_size: u64,
     unsafe_no_sync: bool,
     zero_fill: bool,
+    drop_cache: bool,
     entry_encoding: EntryEncoding,
     fs: Arc<dyn FileSystem>,
 }
@@ -96,6 +97,7 @@ impl Options {
             segment_size: DEFAULT_SEGMENT_SIZE,
             unsafe_no_sync: false,
             zero_fill: true,
+            drop_cache: true,
             entry_encoding: EntryEncoding::Etcd36,
             fs: wal_fileutil::os(),
         }
@@ -127,6 +129,21 @@ impl Options {
     /// Ignored (off) with [`Options::unsafe_no_sync`], where nothing is synced.
     pub fn zero_fill_segments(mut self, yes: bool) -> Self {
         self.zero_fill = yes;
+        self
+    }
+
+    /// Whether a segment's pages are dropped from the page cache once it is
+    /// finished (synced and cut), as PostgreSQL does with its WAL segments. Default
+    /// on.
+    ///
+    /// A Raft node reads old segments only when it restarts, so keeping them cached
+    /// mostly evicts more useful pages; and the memory they free is what the next
+    /// segments are written into, which on a VM, where memory touched for the first
+    /// time is expensive, keeps large appends from slowing down over time
+    /// (docs/benchmarks.md). Off: etcd's behaviour, the kernel decides. Ignored
+    /// (off) with [`Options::unsafe_no_sync`], where the pages are still dirty.
+    pub fn drop_finished_segments_from_cache(mut self, yes: bool) -> Self {
+        self.drop_cache = yes;
         self
     }
 
@@ -833,6 +850,12 @@ impl Inner {
         let index = self.enti + 1;
         let fpath = dir.join(wal_name(seq, index));
         let prev_crc = old.enc.crc();
+        if opts.drop_cache && !opts.unsafe_no_sync {
+            // Advisory: a failure costs memory, not data.
+            if let Err(e) = old.enc.get_ref().drop_cache() {
+                tracing::warn!(error = %e, "could not drop a finished segment from the page cache");
+            }
+        }
         self.locks.push(Locked {
             index: old.index,
             _file: old.enc.into_inner(),

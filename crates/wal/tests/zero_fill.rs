@@ -88,3 +88,68 @@ fn zero_filled_segments_are_byte_identical_to_fallocated_ones() {
     let last = zeroed.values().last().unwrap();
     assert_eq!(last.len(), 64 * 1024);
 }
+
+/// Bytes of `path` in the page cache, from util-linux's `fincore`; `None` when the
+/// tool is missing (CI installs it, so there this is a failure).
+fn cached_bytes(path: &Path) -> Option<u64> {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "-o", "RES"])
+        .arg(path)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .expect("fincore prints a number"),
+        ),
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "fincore (util-linux-extra) is missing and CI=true"
+            );
+            eprintln!("SKIPPED: fincore not installed (apt-get install util-linux-extra)");
+            None
+        }
+    }
+}
+
+/// Writes 3 segments of 1 MiB; returns the cached bytes of the first (finished) one.
+fn first_segment_cached(drop: bool, root: &Path) -> Option<u64> {
+    let dir = root.join(if drop { "drop" } else { "keep" });
+    let opts = wal::Options::new()
+        .segment_size(1 << 20)
+        .drop_finished_segments_from_cache(drop);
+    let w = opts.create(&dir, None).unwrap();
+    for index in 1..=600u64 {
+        let st = HardState {
+            term: 1,
+            vote: 1,
+            commit: index,
+        };
+        w.save(&st, &[ent(index, 4000)]).unwrap();
+    }
+    let first = dir.join("0000000000000000-0000000000000000.wal");
+    let cached = cached_bytes(&first);
+    w.close().unwrap();
+    cached
+}
+
+#[test]
+fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
+    // On the target directory's disk: tmpfs keeps its pages whatever we advise.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let Some(dropped) = first_segment_cached(true, root.path()) else {
+        return;
+    };
+    let kept = first_segment_cached(false, root.path()).unwrap();
+    assert!(
+        kept >= 1 << 20,
+        "without the option the segment stays cached ({kept} bytes)"
+    );
+    assert!(
+        dropped < 64 << 10,
+        "a finished segment left {dropped} bytes cached"
+    );
+}

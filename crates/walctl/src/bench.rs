@@ -72,6 +72,10 @@ pub struct BenchOptions {
     pub self_exe: Option<PathBuf>,
     /// Run only these parts (`append`, `cpu`, `cuts`, `replay`); all when empty.
     pub only: Vec<String>,
+    /// Run only these append and no-fsync cells (`"1000x100"`: batch x entry bytes, as
+    /// in the tables);
+    /// all when empty.
+    pub cells: Vec<String>,
     /// Progress lines on stderr.
     pub log: bool,
     /// The command line, recorded in the report.
@@ -277,13 +281,18 @@ impl Plan {
         let all: Vec<(usize, usize)> = ENTRY_SIZES
             .iter()
             .flat_map(|&e| BATCHES.iter().map(move |&b| (e, b)))
+            .filter(|(e, b)| o.cells.is_empty() || o.cells.iter().any(|c| *c == format!("{b}x{e}")))
             .collect();
         if o.quick {
             Plan {
-                cells: all,
+                cells: all.clone(),
                 seconds: o.seconds.unwrap_or(0.3),
                 reps: o.reps.unwrap_or(1).max(1),
-                cpu_cells: vec![(100, 100), (1000, 1000)],
+                cpu_cells: all
+                    .iter()
+                    .copied()
+                    .filter(|c| [(100, 100), (1000, 1000)].contains(c))
+                    .collect(),
                 cpu_seconds: 0.2,
                 replay_bytes: 48 << 20,
                 replay_reps: o.reps.unwrap_or(1).max(1),

@@ -80,6 +80,9 @@ struct BenchArgs {
     /// Run only some parts: append, cpu, cuts, replay (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     only: Vec<String>,
+    /// Run only these append and no-fsync cells, as BATCHxENTRY_BYTES (e.g. 1000x100,1000x1000).
+    #[arg(long, value_delimiter = ',', value_name = "CELLS")]
+    cells: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +279,7 @@ fn bench(a: BenchArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         oracle: a.oracle,
         no_etcd: a.no_etcd,
         only: a.only,
+        cells: a.cells,
         self_exe: std::env::current_exe().ok(),
         log: true,
         command: std::env::args().collect::<Vec<_>>().join(" "),
