@@ -31,8 +31,7 @@ fn encode_all(recs: &[(i64, Option<Vec<u8>>)]) -> Vec<u8> {
     enc.get_ref().clone()
 }
 
-fn decode_all(bytes: Vec<u8>) -> (Vec<Record>, Option<wal_codec::DecodeError>) {
-    let mut dec = Decoder::new(vec![SegmentReader::from_bytes("0.wal", bytes)]);
+fn drain(mut dec: Decoder) -> (Vec<Record>, Option<wal_codec::DecodeError>) {
     let mut out = Vec::new();
     loop {
         match dec.decode() {
@@ -41,6 +40,37 @@ fn decode_all(bytes: Vec<u8>) -> (Vec<Record>, Option<wal_codec::DecodeError>) {
             Err(e) => return (out, Some(e)),
         }
     }
+}
+
+/// A segment read through `Read` (as files are) or held in memory (as mapped
+/// files are).
+fn segment(name: &str, bytes: Vec<u8>, in_memory: bool) -> SegmentReader {
+    if in_memory {
+        SegmentReader::from_bytes(name, bytes)
+    } else {
+        SegmentReader::new(
+            name,
+            bytes.len() as u64,
+            Box::new(std::io::Cursor::new(bytes)),
+        )
+    }
+}
+
+/// Decodes `bytes` as one segment, both read and in memory; the two must agree on
+/// every record and on the error.
+fn decode_all(bytes: Vec<u8>) -> (Vec<Record>, Option<wal_codec::DecodeError>) {
+    let read = drain(Decoder::new(vec![segment("0.wal", bytes.clone(), false)]));
+    let mem = drain(Decoder::new(vec![segment("0.wal", bytes, true)]));
+    assert_eq!(
+        read.0, mem.0,
+        "records differ between read and in-memory segments"
+    );
+    assert_eq!(
+        read.1.as_ref().map(|e| e.to_string()),
+        mem.1.as_ref().map(|e| e.to_string()),
+        "errors differ between read and in-memory segments"
+    );
+    mem
 }
 
 proptest! {
@@ -85,6 +115,43 @@ proptest! {
         bad[pos] ^= flip;
         let (_, err) = decode_all(bad);
         prop_assert!(err.is_some(), "corruption at {} went unnoticed", pos);
+    }
+
+    #[test]
+    fn segments_in_memory_decode_like_segments_read(
+        recs in records(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        kinds in proptest::collection::vec(any::<bool>(), 3),
+        damage in proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+    ) {
+        // The records split into up to three segments at frame boundaries or not,
+        // each read or in memory, maybe with one byte damaged.
+        let mut bytes = encode_all(&recs);
+        if let Some((at, flip)) = damage {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] ^= flip;
+            }
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut parts = Vec::new();
+        let mut last = 0;
+        for p in points.into_iter().chain([bytes.len()]) {
+            parts.push(bytes[last..p].to_vec());
+            last = p;
+        }
+        let make = |mixed: bool| {
+            let segs = parts
+                .iter()
+                .enumerate()
+                .map(|(i, b)| segment(&format!("{i}.wal"), b.clone(), mixed && kinds[i % 3]))
+                .collect();
+            drain(Decoder::new(segs))
+        };
+        let (read, mixed) = (make(false), make(true));
+        prop_assert_eq!(read.0, mixed.0);
+        prop_assert_eq!(read.1.map(|e| e.to_string()), mixed.1.map(|e| e.to_string()));
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub struct SegmentReader {
     name: PathBuf,
     size: u64,
     reader: Box<dyn Read + Send>,
+    /// The whole segment, when it is already in memory (or mapped): decoded in
+    /// place, its records' data handed out as slices of it.
+    whole: Option<Bytes>,
 }
 
 impl SegmentReader {
@@ -156,14 +159,20 @@ impl SegmentReader {
             name: name.into(),
             size,
             reader,
+            whole: None,
         }
     }
 
-    /// A segment held in memory.
+    /// A segment held in memory, or a file mapped into it: decoded where it lies,
+    /// without a read buffer, each record's data a slice of `bytes`.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: impl Into<Bytes>) -> Self {
         let bytes: Bytes = bytes.into();
-        let size = bytes.len() as u64;
-        Self::new(name, size, Box::new(io::Cursor::new(bytes)))
+        Self {
+            name: name.into(),
+            size: bytes.len() as u64,
+            reader: Box::new(io::empty()),
+            whole: Some(bytes),
+        }
     }
 
     /// The segment's name.
@@ -200,6 +209,9 @@ impl std::fmt::Debug for SegmentReader {
 pub struct Decoder {
     segs: VecDeque<SegmentReader>,
     buf: BytesMut,
+    /// The rest of the current segment when it is held in memory
+    /// ([`SegmentReader::from_bytes`]); `buf` is then unused.
+    whole: Option<Bytes>,
     seg_eof: bool,
     read_pos: u64,
     last_valid_off: u64,
@@ -213,9 +225,12 @@ pub struct Decoder {
 impl Decoder {
     /// Decodes `segments` in order, starting the CRC chain at 0.
     pub fn new(segments: Vec<SegmentReader>) -> Self {
+        let mut segs: VecDeque<SegmentReader> = segments.into();
+        let whole = segs.front_mut().and_then(|s| s.whole.take());
         Self {
-            segs: segments.into(),
+            segs,
             buf: BytesMut::new(),
+            whole,
             seg_eof: false,
             read_pos: 0,
             last_valid_off: 0,
@@ -256,6 +271,34 @@ impl Decoder {
         // offsets: callers use them to find the end of the valid data.
         self.segs.clear();
         self.buf = BytesMut::new();
+        self.whole = None;
+    }
+
+    /// The bytes of the current segment not yet consumed that are at hand.
+    #[inline]
+    fn window(&self) -> &[u8] {
+        match &self.whole {
+            Some(w) => w,
+            None => &self.buf,
+        }
+    }
+
+    /// Consumes `n` bytes of the window.
+    #[inline]
+    fn skip(&mut self, n: usize) {
+        match &mut self.whole {
+            Some(w) => w.advance(n),
+            None => self.buf.advance(n),
+        }
+    }
+
+    /// Consumes `n` bytes of the window and returns them, without copying.
+    #[inline]
+    fn take(&mut self, n: usize) -> Bytes {
+        match &mut self.whole {
+            Some(w) => w.split_to(n),
+            None => self.buf.split_to(n).freeze(),
+        }
     }
 
     fn decode_inner(&mut self) -> Result<Option<Record>, DecodeError> {
@@ -265,17 +308,17 @@ impl Decoder {
             }
             self.frame_off = self.last_valid_off;
             self.fill(FRAME_HEADER_BYTES)?;
-            if self.buf.is_empty() {
+            if self.window().is_empty() {
                 if !self.next_segment() {
                     return Ok(None);
                 }
                 continue;
             }
-            if self.buf.len() < FRAME_HEADER_BYTES {
+            if self.window().len() < FRAME_HEADER_BYTES {
                 return Err(self.eof_error());
             }
             let mut head = [0u8; FRAME_HEADER_BYTES];
-            head.copy_from_slice(&self.buf[..FRAME_HEADER_BYTES]);
+            head.copy_from_slice(&self.window()[..FRAME_HEADER_BYTES]);
             let len_field = u64::from_le_bytes(head);
             if len_field == 0 {
                 // Preallocated space: the rest of this file holds no records.
@@ -294,10 +337,11 @@ impl Decoder {
             let rec_len = rec_bytes as usize;
             let total = FRAME_HEADER_BYTES + rec_len + pad_bytes as usize;
             self.fill(total)?;
-            if self.buf.len() < total {
+            if self.window().len() < total {
                 return Err(self.eof_error());
             }
-            let parsed = parse_record(&self.buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + rec_len]);
+            let parsed =
+                parse_record(&self.window()[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + rec_len]);
             let Some((rec_type, rec_crc, span)) = parsed else {
                 return self.decode_with_prost(total, rec_len);
             };
@@ -305,10 +349,14 @@ impl Decoder {
             // place, then the data is handed out as a slice of the read buffer.
             let data_at = span.map(|(a, b)| (FRAME_HEADER_BYTES + a, FRAME_HEADER_BYTES + b));
             if rec_type != RecordType::Crc as i64 {
-                let data = data_at.map_or(&[][..], |(a, b)| &self.buf[a..b]);
+                let win: &[u8] = match &self.whole {
+                    Some(w) => w,
+                    None => &self.buf,
+                };
+                let data = data_at.map_or(&[][..], |(a, b)| &win[a..b]);
                 let actual = self.crc.update(data);
                 if rec_crc != actual {
-                    let err = if self.is_torn(&self.buf[FRAME_HEADER_BYTES..total]) {
+                    let err = if self.is_torn(&self.window()[FRAME_HEADER_BYTES..total]) {
                         self.eof_error()
                     } else {
                         DecodeError::CrcMismatch {
@@ -343,13 +391,13 @@ impl Decoder {
     ) -> Record {
         let data = match data_at {
             Some((a, b)) => {
-                self.buf.advance(a);
-                let data = self.buf.split_to(b - a).freeze();
-                self.buf.advance(total - b);
+                self.skip(a);
+                let data = self.take(b - a);
+                self.skip(total - b);
                 Some(data)
             }
             None => {
-                self.buf.advance(total);
+                self.skip(total);
                 None
             }
         };
@@ -363,7 +411,7 @@ impl Decoder {
         total: usize,
         rec_len: usize,
     ) -> Result<Option<Record>, DecodeError> {
-        let frame = self.buf.split_to(total).freeze();
+        let frame = self.take(total);
         let body = frame.slice(FRAME_HEADER_BYTES..);
         let rec = match Record::decode(body.slice(..rec_len)) {
             Ok(r) => r,
@@ -408,10 +456,12 @@ impl Decoder {
         if self.segs.len() <= 1 {
             self.segs.clear();
             self.buf = BytesMut::new();
+            self.whole = None;
             return false;
         }
         self.segs.pop_front();
         self.buf.clear();
+        self.whole = self.segs.front_mut().and_then(|s| s.whole.take());
         self.seg_eof = false;
         self.read_pos = 0;
         self.last_valid_off = 0;
@@ -421,6 +471,10 @@ impl Decoder {
 
     /// Reads until `n` bytes are buffered or the segment ends.
     fn fill(&mut self, n: usize) -> Result<(), DecodeError> {
+        if self.whole.is_some() {
+            // Everything is at hand already.
+            return Ok(());
+        }
         while self.buf.len() < n && !self.seg_eof {
             let Some(seg) = self.segs.front_mut() else {
                 return Ok(());

@@ -63,6 +63,18 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
     fn drop_cache(&self) -> Result<()> {
         Ok(())
     }
+
+    /// The whole file as bytes that share the page cache (a read-only shared
+    /// mapping), so a reader can hand out slices of it instead of copying it into
+    /// fresh memory; `None` where that is not available (the default), and the
+    /// caller reads instead.
+    ///
+    /// Only for files that no one shrinks while the bytes are alive, such as the
+    /// WAL's finished segments (etcd never changes one): touching a mapped page past
+    /// the end of a file that was truncated meanwhile kills the process (SIGBUS).
+    fn map(&self) -> Result<Option<bytes::Bytes>> {
+        Ok(None)
+    }
 }
 
 /// The narrow seam through which the WAL performs every file-system

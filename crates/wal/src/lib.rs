@@ -487,7 +487,7 @@ fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Re
             opened.push((path, seq, index, f));
         }
     }
-    let stream = Stream::open(fs, dir, selected)?;
+    let stream = Stream::open(fs, dir, selected, true)?;
     let pipeline = write.then(|| {
         FilePipeline::with_prepare(opts.fs.clone(), dir, opts.segment_size, opts.prepare())
     });

@@ -59,7 +59,10 @@ impl Replay {
         let fs = &*opts.fs;
         let (names, at) = select_wal_files(fs, dir, snap.index)?;
         Ok(Self {
-            stream: Stream::open(fs, dir, &names[at..])?,
+            // Read, not mapped: one reused buffer keeps the memory of a replay at a
+            // few MiB (mapped, it is a segment's worth), and a cold replay overlaps
+            // the disk better through read's readahead (docs/benchmarks.md).
+            stream: Stream::open(fs, dir, &names[at..], false)?,
             start: snap.clone(),
             metadata: None,
             matched: false,

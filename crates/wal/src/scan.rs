@@ -121,12 +121,26 @@ impl Stream {
         Some(p)
     }
 
-    /// Opens `names` (in `dir`) read-only as one stream.
-    pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<Self> {
+    /// Opens `names` (in `dir`) read-only as one stream. With `map`, every segment
+    /// but the last is mapped where the file system allows ([`WalFile::map`]): a
+    /// finished segment never changes, and its records' data then stay in the page
+    /// cache instead of being copied into fresh memory. The last one may still be
+    /// written or truncated (by a live etcd, or by repair), so it is always read.
+    pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], map: bool) -> Result<Self> {
         let mut segs = Vec::with_capacity(names.len());
-        for name in names {
+        for (i, name) in names.iter().enumerate() {
             let path = dir.join(name);
             let f = fs.open(&path, &OpenOptions::read())?;
+            if map && i + 1 < names.len() {
+                match f.map() {
+                    Ok(Some(bytes)) => {
+                        segs.push(SegmentReader::from_bytes(path, bytes));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "mapping failed; reading instead"),
+                }
+            }
             let size = f.len()?;
             segs.push(SegmentReader::new(path, size, Box::new(f)));
         }
