@@ -58,7 +58,7 @@ impl TestFs {
 
     fn options(&self) -> Options {
         // These tests count and order the WAL's fdatasyncs; zero-filling segments
-        // (tests/zero_fill.rs) adds its own, partly from the pipeline's thread.
+        // (tests/page_cache.rs) adds its own, partly from the pipeline's thread.
         Options::new()
             .file_system(Arc::new(self.clone()))
             .zero_fill_segments(false)

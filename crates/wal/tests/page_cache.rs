@@ -1,5 +1,8 @@
-//! Zero-filled segments (`Options::zero_fill_segments`, the default) leave exactly
-//! the bytes, names and preallocated lengths of etcd's `fallocate`d ones.
+//! The performance levers that touch the disk and the page cache change nothing a
+//! user can read: zero-filled segments (`Options::zero_fill_segments`) leave
+//! exactly etcd's bytes, names and preallocated lengths; finished segments leave the
+//! page cache (`Options::drop_finished_segments_from_cache`); entries read from
+//! mapped segments outlive the files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -152,4 +155,39 @@ fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
         dropped < 64 << 10,
         "a finished segment left {dropped} bytes cached"
     );
+}
+
+/// `read_all` hands out finished segments' entries as slices of the mapped files;
+/// they must stay intact after the WAL is closed and its files are purged (a Raft
+/// node keeps its unapplied entries long after the segments are released).
+#[test]
+fn entries_outlive_their_segments() {
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = root.path().join("wal");
+    let opts = wal::Options::new().segment_size(64 * 1024);
+    let w = opts.create(&dir, None).unwrap();
+    let want: Vec<Entry> = (1..=300u64)
+        .map(|i| ent(i, 700 + (i as usize % 13)))
+        .collect();
+    for chunk in want.chunks(7) {
+        let st = HardState {
+            term: 1,
+            vote: 1,
+            commit: chunk[0].index,
+        };
+        w.save(&st, chunk).unwrap();
+    }
+    w.close().unwrap();
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() > 3,
+        "several segments"
+    );
+    let r = wal::open_for_read(&dir, &Snapshot::default()).unwrap();
+    let got = r.read_all().unwrap().entries;
+    r.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Something else now reuses the freed blocks and pages.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("other"), vec![0xffu8; 4 << 20]).unwrap();
+    assert_eq!(got, want);
 }
