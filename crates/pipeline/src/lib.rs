@@ -121,6 +121,9 @@ struct State {
     closed: bool,
     /// Errors met while discarding the unused file on close.
     close_error: Option<wal_fileutil::Error>,
+    /// Finished files whose pages the thread drops from the page cache before it
+    /// prepares the next file.
+    to_uncache: Vec<PathBuf>,
 }
 
 struct Shared {
@@ -249,6 +252,17 @@ impl FilePipeline {
         res
     }
 
+    /// Has the thread drop `path`'s pages from the page cache
+    /// ([`WalFile::drop_cache`]) before it prepares the next file, so the caller
+    /// (a cut, on the WAL's critical path) does not wait for it, and the next
+    /// file's pages are the ones just freed. Advisory: failures (the file may be
+    /// gone by then) are logged at debug level.
+    pub fn drop_cache_later(&self, path: PathBuf) {
+        let mut st = self.shared.lock();
+        st.to_uncache.push(path);
+        self.shared.cond.notify_all();
+    }
+
     /// Stops the thread (waiting for an allocation in progress), removes the
     /// prepared-but-unused file, and joins the thread. Returns an allocation
     /// error that no `open` received, or the error removing the file.
@@ -305,6 +319,7 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         loop {
+            self.uncache();
             let res = self.alloc();
             let failed = res.is_err();
             let mut st = self.shared.lock();
@@ -336,6 +351,20 @@ impl Worker {
                 }
             } else {
                 self.count += 1;
+            }
+        }
+    }
+
+    /// Drops the pages of the files handed to [`FilePipeline::drop_cache_later`].
+    fn uncache(&self) {
+        let paths = std::mem::take(&mut self.shared.lock().to_uncache);
+        for path in paths {
+            let done = self
+                .fs
+                .open(&path, &OpenOptions::read())
+                .and_then(|f| f.drop_cache());
+            if let Err(e) = done {
+                tracing::debug!(path = %path.display(), error = %e, "dropping a file's pages");
             }
         }
     }

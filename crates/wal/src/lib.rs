@@ -840,6 +840,13 @@ impl Inner {
                 reason: "no segment pipeline",
             });
         };
+        if opts.drop_cache && !opts.unsafe_no_sync {
+            // The finished segment is synced; its pages go in the background, before
+            // the pipeline prepares the file after next (into those very pages).
+            if let Some(t) = &self.tail {
+                pipeline.drop_cache_later(t.path.clone());
+            }
+        }
         let new_file = pipeline.open()?;
         let Some(old) = self.tail.take() else {
             return Err(Error::NotWritable {
@@ -850,12 +857,6 @@ impl Inner {
         let index = self.enti + 1;
         let fpath = dir.join(wal_name(seq, index));
         let prev_crc = old.enc.crc();
-        if opts.drop_cache && !opts.unsafe_no_sync {
-            // Advisory: a failure costs memory, not data.
-            if let Err(e) = old.enc.get_ref().drop_cache() {
-                tracing::warn!(error = %e, "could not drop a finished segment from the page cache");
-            }
-        }
         self.locks.push(Locked {
             index: old.index,
             _file: old.enc.into_inner(),
