@@ -88,7 +88,19 @@ fn handed_over_file_is_preallocated_and_locked() {
     f.write_all(b"record").unwrap();
     f.sync_data().unwrap();
     drop(f);
-    try_lock_file(&path, &OpenOptions::write()).unwrap();
+    // Free once closed. Another test of this binary may be between fork and exec
+    // (`mount`), holding a copy of the descriptor and its lock for a moment: retry
+    // briefly, as the WAL does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match try_lock_file(&path, &OpenOptions::write()) {
+            Ok(_) => break,
+            Err(e) if e.is_locked() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => panic!("still locked after close: {e}"),
+        }
+    }
     fp.close().unwrap();
 }
 

@@ -51,7 +51,7 @@ pub use crate::replay::{Event, Replay};
 pub use wal_codec::{raftpb, walpb};
 
 use crate::raftpb::{Entry, HardState};
-use crate::scan::{End, Stream};
+use crate::scan::{Access, End, Stream};
 use crate::walpb::Snapshot;
 
 /// etcd's default segment size: 64,000,000 bytes (not 64 MiB).
@@ -487,7 +487,7 @@ fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Re
             opened.push((path, seq, index, f));
         }
     }
-    let stream = Stream::open(fs, dir, selected, true)?;
+    let stream = Stream::open(fs, dir, selected, Access::MapAhead)?;
     let pipeline = write.then(|| {
         FilePipeline::with_prepare(opts.fs.clone(), dir, opts.segment_size, opts.prepare())
     });
@@ -644,46 +644,49 @@ impl Inner {
         };
         let mut out = ReadAll::default();
         let mut matched = false;
-        let end = loop {
-            let rec = match stream.next()? {
-                Ok(r) => r,
-                Err(end) => break end,
-            };
-            match RecordType::from_i64(rec.rec_type) {
-                Some(RecordType::Entry) => {
-                    let e = rec.entry()?;
-                    self.enti = e.index;
-                    if e.index > start.index {
-                        let offset = e.index - start.index - 1;
-                        if offset > out.entries.len() as u64 {
-                            let len = out.entries.len();
-                            let index = e.index;
-                            return Err(Error::SliceOutOfRange {
-                                file: rec.file.to_path_buf(),
-                                offset: rec.offset,
-                                start: start.index,
-                                index,
-                                len,
-                                read: Box::new(ReadAll {
-                                    metadata: None,
-                                    hard_state: out.hard_state,
-                                    entries: out.entries,
-                                }),
-                            });
+        let mapped = std::mem::take(&mut stream.mapped);
+        let end = scan::with_prefetch(mapped, || -> Result<End> {
+            loop {
+                let rec = match stream.next()? {
+                    Ok(r) => r,
+                    Err(end) => break Ok(end),
+                };
+                match RecordType::from_i64(rec.rec_type) {
+                    Some(RecordType::Entry) => {
+                        let e = rec.entry()?;
+                        self.enti = e.index;
+                        if e.index > start.index {
+                            let offset = e.index - start.index - 1;
+                            if offset > out.entries.len() as u64 {
+                                let len = out.entries.len();
+                                let index = e.index;
+                                return Err(Error::SliceOutOfRange {
+                                    file: rec.file.to_path_buf(),
+                                    offset: rec.offset,
+                                    start: start.index,
+                                    index,
+                                    len,
+                                    read: Box::new(ReadAll {
+                                        metadata: None,
+                                        hard_state: out.hard_state,
+                                        entries: std::mem::take(&mut out.entries),
+                                    }),
+                                });
+                            }
+                            out.entries.truncate(offset as usize);
+                            out.entries.push(e);
                         }
-                        out.entries.truncate(offset as usize);
-                        out.entries.push(e);
                     }
+                    Some(RecordType::State) => out.hard_state = rec.hard_state()?,
+                    Some(RecordType::Metadata) => {
+                        rec.check_metadata(out.metadata.as_deref())?;
+                        out.metadata = rec.data.clone();
+                    }
+                    Some(RecordType::Snapshot) => matched |= rec.matches_start(&start)?,
+                    _ => return Err(rec.unexpected_type()),
                 }
-                Some(RecordType::State) => out.hard_state = rec.hard_state()?,
-                Some(RecordType::Metadata) => {
-                    rec.check_metadata(out.metadata.as_deref())?;
-                    out.metadata = rec.data.clone();
-                }
-                Some(RecordType::Snapshot) => matched |= rec.matches_start(&start)?,
-                _ => return Err(rec.unexpected_type()),
             }
-        };
+        })?;
         if self.writable {
             // Write mode must read everything: a torn tail is for `repair`.
             if let End::UnexpectedEof(e) = end {

@@ -9,7 +9,7 @@ use wal_codec::RecordType;
 
 use crate::error::{Error, Result};
 use crate::names::select_wal_files;
-use crate::scan::{End, Stream};
+use crate::scan::{Access, End, Stream};
 use crate::Options;
 
 /// One record of the log, decoded.
@@ -62,7 +62,7 @@ impl Replay {
             // Read, not mapped: one reused buffer keeps the memory of a replay at a
             // few MiB (mapped, it is a segment's worth), and a cold replay overlaps
             // the disk better through read's readahead (docs/benchmarks.md).
-            stream: Stream::open(fs, dir, &names[at..], false)?,
+            stream: Stream::open(fs, dir, &names[at..], Access::Read)?,
             start: snap.clone(),
             metadata: None,
             matched: false,

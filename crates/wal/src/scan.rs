@@ -97,15 +97,32 @@ pub(crate) enum End {
 
 /// Decodes records and handles `crc` records the way every etcd reader does: the
 /// running CRC must match when it is non-zero, then the chain continues from it.
+/// How [`Stream::open`] gets at the segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read every segment through one reused buffer (bounded memory).
+    Read,
+    /// Map every segment but the last ([`wal_fileutil::WalFile::map`]).
+    Map,
+    /// Map, and keep the mappings in [`Stream::mapped`] for [`with_prefetch`].
+    MapAhead,
+}
+
 pub(crate) struct Stream {
     pub dec: Decoder,
+    /// The mapped segments, in order, with [`Access::MapAhead`].
+    pub mapped: Vec<Bytes>,
     /// The path of the segment being read, by its index in the stream.
     file: Option<(usize, Arc<Path>)>,
 }
 
 impl Stream {
     pub fn new(dec: Decoder) -> Self {
-        Self { dec, file: None }
+        Self {
+            dec,
+            mapped: Vec::new(),
+            file: None,
+        }
     }
 
     /// The decoder's current segment, as a shared path.
@@ -121,19 +138,24 @@ impl Stream {
         Some(p)
     }
 
-    /// Opens `names` (in `dir`) read-only as one stream. With `map`, every segment
-    /// but the last is mapped where the file system allows ([`WalFile::map`]): a
-    /// finished segment never changes, and its records' data then stay in the page
-    /// cache instead of being copied into fresh memory. The last one may still be
-    /// written or truncated (by a live etcd, or by repair), so it is always read.
-    pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], map: bool) -> Result<Self> {
+    /// Opens `names` (in `dir`) read-only as one stream. Unless `access` is
+    /// [`Access::Read`], every segment but the last is mapped where the file system
+    /// allows ([`wal_fileutil::WalFile::map`]): a finished segment never changes, and
+    /// its records' data then stay in the page cache instead of being copied into
+    /// fresh memory. The last one may still be written or truncated (by a live
+    /// etcd, or by repair), so it is always read.
+    pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], access: Access) -> Result<Self> {
         let mut segs = Vec::with_capacity(names.len());
+        let mut mapped = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let path = dir.join(name);
             let f = fs.open(&path, &OpenOptions::read())?;
-            if map && i + 1 < names.len() {
+            if access != Access::Read && i + 1 < names.len() {
                 match f.map() {
                     Ok(Some(bytes)) => {
+                        if access == Access::MapAhead {
+                            mapped.push(bytes.clone());
+                        }
                         segs.push(SegmentReader::from_bytes(path, bytes));
                         continue;
                     }
@@ -144,7 +166,9 @@ impl Stream {
             let size = f.len()?;
             segs.push(SegmentReader::new(path, size, Box::new(f)));
         }
-        Ok(Self::new(Decoder::new(segs)))
+        let mut stream = Self::new(Decoder::new(segs));
+        stream.mapped = mapped;
+        Ok(stream)
     }
 
     /// The next non-crc record; `Err(End)` is reported through `Ok(Err(..))` so
@@ -185,4 +209,43 @@ impl Stream {
             }));
         }
     }
+}
+
+/// Runs `f` while a helper thread touches every page of `segments`, in order, ahead
+/// of it, then stops the helper.
+///
+/// A mapped segment that is not in the page cache is read on the first touch of
+/// each page, which stalls the reader for the disk; the helper takes those stalls
+/// instead, so the disk and the decoding overlap (a cold `read_all` otherwise
+/// costs their sum). When the pages are cached, the helper maps them (minor
+/// faults) on the other core. If the thread cannot be spawned, `f` runs alone.
+pub(crate) fn with_prefetch<T>(segments: Vec<Bytes>, f: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const PAGE: usize = 4096;
+    if segments.is_empty() {
+        return f();
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let touch = move || {
+            for seg in &segments {
+                for (i, page) in seg.chunks(PAGE).enumerate() {
+                    if i % 256 == 0 && stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::hint::black_box(page[0]);
+                }
+            }
+        };
+        let helper = std::thread::Builder::new()
+            .name("wal-prefetch".into())
+            .spawn_scoped(s, touch);
+        if let Err(e) = &helper {
+            tracing::debug!(error = %e, "no prefetch thread");
+        }
+        let out = f();
+        stop.store(true, Ordering::Relaxed);
+        out
+    })
 }

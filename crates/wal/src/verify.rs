@@ -10,7 +10,7 @@ use wal_fileutil::OpenOptions;
 
 use crate::error::{Error, Result};
 use crate::names::{read_wal_names, select_wal_files};
-use crate::scan::Stream;
+use crate::scan::{Access, Stream};
 use crate::Options;
 
 /// Checks the WAL in `dir` from `snap` on without keeping entries (etcd's `Verify`):
@@ -25,7 +25,7 @@ pub fn verify(dir: &Path, snap: &Snapshot) -> Result<HardState> {
 pub fn verify_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<HardState> {
     let fs = &*opts.fs;
     let (names, at) = select_wal_files(fs, dir, snap.index)?;
-    let mut stream = Stream::open(fs, dir, &names[at..], true)?;
+    let mut stream = Stream::open(fs, dir, &names[at..], Access::Map)?;
     let mut metadata: Option<bytes::Bytes> = None;
     let mut state = HardState::default();
     let mut matched = false;
@@ -84,7 +84,7 @@ fn is_not_found(e: &Error) -> bool {
 fn valid_snapshot_entries_once(opts: &Options, dir: &Path) -> Result<Vec<Snapshot>> {
     let fs = &*opts.fs;
     let names = read_wal_names(fs, dir)?;
-    let mut stream = Stream::open(fs, dir, &names, true)?;
+    let mut stream = Stream::open(fs, dir, &names, Access::Map)?;
     let mut snaps = Vec::new();
     let mut state = HardState::default();
     loop {
