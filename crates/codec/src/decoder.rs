@@ -141,6 +141,16 @@ fn parse_record(b: &[u8]) -> Option<(i64, u32, DataSpan)> {
     Some((t as i64, crc, Some((i, b.len()))))
 }
 
+/// The decoder's unconsumed bytes: the in-memory segment if there is one, else the
+/// read buffer.
+#[inline]
+fn window<'a>(whole: &'a Option<Bytes>, buf: &'a BytesMut) -> &'a [u8] {
+    match whole {
+        Some(w) => w,
+        None => buf,
+    }
+}
+
 /// One segment file to decode: its name (for errors and torn-write decisions), its
 /// size (bounds every record length) and a reader positioned at its start.
 pub struct SegmentReader {
@@ -277,10 +287,7 @@ impl Decoder {
     /// The bytes of the current segment not yet consumed that are at hand.
     #[inline]
     fn window(&self) -> &[u8] {
-        match &self.whole {
-            Some(w) => w,
-            None => &self.buf,
-        }
+        window(&self.whole, &self.buf)
     }
 
     /// Consumes `n` bytes of the window.
@@ -349,10 +356,8 @@ impl Decoder {
             // place, then the data is handed out as a slice of the read buffer.
             let data_at = span.map(|(a, b)| (FRAME_HEADER_BYTES + a, FRAME_HEADER_BYTES + b));
             if rec_type != RecordType::Crc as i64 {
-                let win: &[u8] = match &self.whole {
-                    Some(w) => w,
-                    None => &self.buf,
-                };
+                // Field by field, so the CRC can be updated while the data is borrowed.
+                let win = window(&self.whole, &self.buf);
                 let data = data_at.map_or(&[][..], |(a, b)| &win[a..b]);
                 let actual = self.crc.update(data);
                 if rec_crc != actual {

@@ -109,10 +109,6 @@ impl WalFile for OsFile {
     }
 
     fn map(&self) -> Result<Option<bytes::Bytes>> {
-        if self.len()? == 0 {
-            // An empty mapping is an error for mmap(2); an empty file is no bytes.
-            return Ok(Some(bytes::Bytes::new()));
-        }
         // SAFETY: the mapping is read-only and shared, so this process never writes
         // through it, and `Bytes` keeps it alive for as long as any slice of it is.
         // What the compiler cannot check is that nobody else truncates the file
@@ -120,7 +116,8 @@ impl WalFile for OsFile {
         // bytes would change under their readers): `WalFile::map` is documented
         // for files that are never shrunk or rewritten, and the WAL maps only its
         // finished segments, which etcd and this crate only ever read or delete
-        // (deleting a mapped file keeps its pages).
+        // (deleting a mapped file keeps its pages). memmap2 maps an empty file as
+        // an empty slice.
         let map = unsafe { memmap2::MmapOptions::new().map(&self.file) }
             .map_err(io_err("mmap", &self.path))?;
         Ok(Some(bytes::Bytes::from_owner(map)))

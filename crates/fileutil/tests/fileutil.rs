@@ -408,3 +408,27 @@ fn error_accessors_and_display() {
     assert!(nf.source().is_some());
     assert!(locked.source().is_none());
 }
+
+/// `map` shows a file's bytes (an empty file as none), and they stay valid after
+/// the file is closed and removed.
+#[test]
+fn map_shows_the_file_and_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = wal_fileutil::os();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let f = fs.open(&empty, &OpenOptions::read()).unwrap();
+    assert_eq!(f.map().unwrap().unwrap().len(), 0);
+
+    let path = dir.path().join("data");
+    let want: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &want).unwrap();
+    let f = fs.open(&path, &OpenOptions::read()).unwrap();
+    // Dropping the page cache changes nothing a reader sees.
+    f.drop_cache().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    let bytes = f.map().unwrap().unwrap();
+    drop(f);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(&bytes[..], &want[..]);
+}

@@ -473,6 +473,57 @@ pub(crate) fn try_lock_segment(fs: &dyn FileSystem, path: &Path) -> Result<Box<d
     }
 }
 
+/// The record loop of `read_all`: fills `out` (etcd's log truncation applied),
+/// tracks the last entry index in `enti` and whether the start snapshot was seen,
+/// and returns how the stream ended.
+fn read_records(
+    stream: &mut Stream,
+    start: &Snapshot,
+    enti: &mut u64,
+    out: &mut ReadAll,
+    matched: &mut bool,
+) -> Result<End> {
+    loop {
+        let rec = match stream.next()? {
+            Ok(r) => r,
+            Err(end) => return Ok(end),
+        };
+        match RecordType::from_i64(rec.rec_type) {
+            Some(RecordType::Entry) => {
+                let e = rec.entry()?;
+                *enti = e.index;
+                if e.index <= start.index {
+                    continue;
+                }
+                let offset = e.index - start.index - 1;
+                if offset > out.entries.len() as u64 {
+                    return Err(Error::SliceOutOfRange {
+                        file: rec.file.to_path_buf(),
+                        offset: rec.offset,
+                        start: start.index,
+                        index: e.index,
+                        len: out.entries.len(),
+                        read: Box::new(ReadAll {
+                            metadata: None,
+                            hard_state: out.hard_state,
+                            entries: std::mem::take(&mut out.entries),
+                        }),
+                    });
+                }
+                out.entries.truncate(offset as usize);
+                out.entries.push(e);
+            }
+            Some(RecordType::State) => out.hard_state = rec.hard_state()?,
+            Some(RecordType::Metadata) => {
+                rec.check_metadata(out.metadata.as_deref())?;
+                out.metadata = rec.data.clone();
+            }
+            Some(RecordType::Snapshot) => *matched |= rec.matches_start(start)?,
+            _ => return Err(rec.unexpected_type()),
+        }
+    }
+}
+
 fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Result<Wal> {
     let fs = &*opts.fs;
     let (names, at) = names::select_wal_files(fs, dir, snap.index)?;
@@ -645,47 +696,8 @@ impl Inner {
         let mut out = ReadAll::default();
         let mut matched = false;
         let mapped = std::mem::take(&mut stream.mapped);
-        let end = scan::with_prefetch(mapped, || -> Result<End> {
-            loop {
-                let rec = match stream.next()? {
-                    Ok(r) => r,
-                    Err(end) => break Ok(end),
-                };
-                match RecordType::from_i64(rec.rec_type) {
-                    Some(RecordType::Entry) => {
-                        let e = rec.entry()?;
-                        self.enti = e.index;
-                        if e.index > start.index {
-                            let offset = e.index - start.index - 1;
-                            if offset > out.entries.len() as u64 {
-                                let len = out.entries.len();
-                                let index = e.index;
-                                return Err(Error::SliceOutOfRange {
-                                    file: rec.file.to_path_buf(),
-                                    offset: rec.offset,
-                                    start: start.index,
-                                    index,
-                                    len,
-                                    read: Box::new(ReadAll {
-                                        metadata: None,
-                                        hard_state: out.hard_state,
-                                        entries: std::mem::take(&mut out.entries),
-                                    }),
-                                });
-                            }
-                            out.entries.truncate(offset as usize);
-                            out.entries.push(e);
-                        }
-                    }
-                    Some(RecordType::State) => out.hard_state = rec.hard_state()?,
-                    Some(RecordType::Metadata) => {
-                        rec.check_metadata(out.metadata.as_deref())?;
-                        out.metadata = rec.data.clone();
-                    }
-                    Some(RecordType::Snapshot) => matched |= rec.matches_start(&start)?,
-                    _ => return Err(rec.unexpected_type()),
-                }
-            }
+        let end = scan::with_prefetch(mapped, || {
+            read_records(&mut stream, &start, &mut self.enti, &mut out, &mut matched)
         })?;
         if self.writable {
             // Write mode must read everything: a torn tail is for `repair`.
