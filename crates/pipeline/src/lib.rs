@@ -9,12 +9,16 @@
 //! preallocated to the segment size with `extend = true`.
 //!
 //! Beyond etcd, [`Prepare::ZeroFill`] (see [`FilePipeline::with_prepare`]) also
-//! writes zeros over the preallocated file and fdatasyncs them before handing it
-//! over. The file's bytes and length are what etcd's are (a preallocated file
-//! reads as zeros), but its blocks are then *written* rather than allocated-but-
-//! unwritten, so an fdatasync after appending to it needs no metadata commit (on
-//! ext4 and xfs, writing into unwritten extents converts them, which the journal
-//! must commit on every fdatasync). See docs/benchmarks.md for the measured effect.
+//! writes zeros over the preallocated file, and [`FilePipeline::open`] fdatasyncs
+//! them as it hands the file over. The file's bytes and length are what etcd's
+//! are (a preallocated file reads as zeros), but its blocks are then *written*
+//! rather than allocated-but-unwritten, so an fdatasync after appending to it
+//! needs no metadata commit (on ext4 and xfs, writing into unwritten extents
+//! converts them, which the journal must commit on every fdatasync). The zeros
+//! are synced at the hand-over, in the caller's cut, rather than as soon as they
+//! are written: their writeback then delays that one call instead of every
+//! fdatasync the WAL makes while it runs. See docs/benchmarks.md for the measured
+//! effect.
 //!
 //! ```
 //! use std::io::Seek;
@@ -36,6 +40,7 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use wal_fileutil::{FileSystem, LockMode, OpenOptions, WalFile};
 
@@ -59,35 +64,53 @@ pub enum Prepare {
     /// but unwritten.
     #[default]
     Preallocate,
-    /// Also write zeros over the whole file and fdatasync them ([`zero_fill`]), so
-    /// the blocks are written before the WAL appends to them. Same bytes, same
-    /// length. If the WAL asks for the file before the zeroing is done, the zeroing
-    /// stops at the next MiB (what was written is synced) and the rest stays
-    /// merely preallocated. When the WAL had to wait like that, the next files are
-    /// prepared etcd's way (1, 2, 4, ... up to 16 of them) before zero-filling
-    /// again: a WAL writing faster than the disk can also write zeros gets etcd's
-    /// behaviour rather than waiting at every cut.
+    /// Also write zeros over the whole file ([`write_zeros`]), and fdatasync them
+    /// in [`FilePipeline::open`], so the blocks are written before the WAL appends
+    /// to them. Same bytes, same length. If the WAL asks for the file before the
+    /// zeroing is done, the zeroing stops at the next MiB and the rest stays
+    /// merely preallocated. When the WAL had to wait like that, or when syncing
+    /// the zeros took more than a quarter of the time since the previous
+    /// hand-over, the next files are prepared etcd's way (1, 2, 4, ... up to 16 of
+    /// them) before zero-filling again: a WAL writing faster than the disk can
+    /// also write zeros gets etcd's behaviour rather than waiting at every cut.
     ZeroFill,
 }
 
-/// Zeros written per `write` call by [`zero_fill`], which checks whether to stop
-/// after each.
+/// Zeros written per `write` call by [`write_zeros`], which checks whether to
+/// stop after each.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
 /// The longest a [`Prepare::ZeroFill`] pipeline backs off (in files prepared
 /// etcd's way) after the WAL had to wait for a zero-filled file.
 const MAX_ZERO_FILL_BACKOFF: u32 = 16;
 
-/// Writes zeros over `[0, size)` of `f`, 1 MiB at a time, then fdatasyncs them
-/// once, and leaves the offset at 0. `stop()` is asked after each MiB and may end
-/// the zeroing early: what was written is still synced, the rest of the file is
-/// left as it was. Returns the bytes zeroed (and synced).
+/// Syncing a file's zeros at hand-over may take at most this fraction of the time
+/// since the previous hand-over before the pipeline backs off: beyond it, the
+/// zeros cost the WAL more disk time than the written blocks save it.
+const MAX_ZERO_SYNC_SHARE: f64 = 0.25;
+
+/// [`write_zeros`], then one fdatasync, so the zeroed blocks are written on disk
+/// when it returns. Returns the bytes zeroed (and synced).
+pub fn zero_fill(
+    f: &mut dyn WalFile,
+    size: u64,
+    stop: impl FnMut() -> bool,
+) -> wal_fileutil::Result<u64> {
+    let done = write_zeros(f, size, stop)?;
+    f.sync_data()?;
+    Ok(done)
+}
+
+/// Writes zeros over `[0, size)` of `f`, 1 MiB at a time, without syncing them,
+/// and leaves the offset at 0. `stop()` is asked after each MiB and may end the
+/// zeroing early: the rest of the file is left as it was. Returns the bytes
+/// written.
 ///
 /// On a freshly preallocated file this changes no byte (it reads as zeros either
-/// way); it turns the file's unwritten extents into written ones. One sync, not
-/// one per chunk: the WAL's own fdatasyncs then meet one burst per segment instead
-/// of many (one per MiB tripled their p99 latency; one per 4 MiB, tenfold).
-pub fn zero_fill(
+/// way); once synced, the file's unwritten extents are written ones. Sync once,
+/// not per chunk: the WAL's own fdatasyncs would meet every piece (one sync per
+/// MiB tripled their p99 latency; one per 4 MiB, tenfold).
+pub fn write_zeros(
     f: &mut dyn WalFile,
     size: u64,
     mut stop: impl FnMut() -> bool,
@@ -105,16 +128,27 @@ pub fn zero_fill(
             break;
         }
     }
-    f.sync_data()?;
     f.seek(SeekFrom::Start(0)).map_err(io)?;
     Ok(done)
+}
+
+/// A file ready to hand over.
+struct Prepared {
+    file: Box<dyn WalFile>,
+    /// Zeros were written into it and are not synced yet.
+    unsynced_zeros: bool,
 }
 
 /// State shared by the pipeline handle and its thread.
 #[derive(Default)]
 struct State {
     /// The prepared file, or the error preparing it, waiting to be taken.
-    slot: Option<wal_fileutil::Result<Box<dyn WalFile>>>,
+    slot: Option<wal_fileutil::Result<Prepared>>,
+    /// When the last file was handed over (or the pipeline started).
+    last_handover: Option<Instant>,
+    /// Set by `open` after syncing a file's zeros: whether that took too long
+    /// (the thread then backs off from zero-filling) or not (it stops backing off).
+    zero_sync_too_slow: Option<bool>,
     /// Number of `open` calls waiting for the slot.
     demand: usize,
     /// Set by `close`: the thread stops.
@@ -152,6 +186,7 @@ impl Shared {
 /// failure such as ENOSPC can heal. A file whose preallocation failed is
 /// removed again (etcd leaves it behind), so no `.tmp` is left over.
 pub struct FilePipeline {
+    fs: Arc<dyn FileSystem>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
@@ -187,11 +222,14 @@ impl FilePipeline {
         prepare: Prepare,
     ) -> FilePipeline {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                last_handover: Some(Instant::now()),
+                ..State::default()
+            }),
             cond: Condvar::new(),
         });
         let worker = Worker {
-            fs,
+            fs: Arc::clone(&fs),
             dir: dir.to_owned(),
             size,
             prepare,
@@ -218,6 +256,7 @@ impl FilePipeline {
             }
         };
         FilePipeline {
+            fs,
             shared,
             thread,
             dir: dir.to_owned(),
@@ -231,6 +270,10 @@ impl FilePipeline {
     /// entry is not fsynced; the caller renames it and fsyncs the directory.
     /// Rename the file before calling `open` again, or the file after next
     /// reuses its name.
+    ///
+    /// With [`Prepare::ZeroFill`], the file's zeros are fdatasynced here, in the
+    /// caller's thread: a WAL cutting a segment then waits once for their
+    /// writeback, instead of every fdatasync it makes meeting some of it.
     ///
     /// An allocation error is returned here (once); the next call retries.
     /// After [`close`](FilePipeline::close) this returns [`Error::Closed`].
@@ -248,8 +291,35 @@ impl FilePipeline {
             st = self.shared.wait(st);
         };
         st.demand -= 1;
+        let since_last = st.last_handover.map(|t| t.elapsed());
         self.shared.cond.notify_all();
-        res
+        drop(st);
+        let Prepared {
+            mut file,
+            unsynced_zeros,
+        } = res?;
+        if unsynced_zeros {
+            let started = Instant::now();
+            if let Err(e) = file.sync_data() {
+                tracing::error!(path = %file.path().display(), error = %e, "failed to sync a zero-filled WAL segment");
+                // Like a failed preallocation: not handed over, not left behind.
+                if let Err(re) = self.fs.remove_file(file.path()) {
+                    tracing::warn!(path = %file.path().display(), error = %re, "removing failed .tmp");
+                }
+                return Err(Error::File(e));
+            }
+            let took = started.elapsed();
+            tracing::debug!(
+                path = %file.path().display(),
+                ms = took.as_secs_f64() * 1e3,
+                "synced a zero-filled WAL segment at hand-over",
+            );
+            let too_slow = since_last
+                .is_some_and(|t| took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * t.as_secs_f64());
+            self.shared.lock().zero_sync_too_slow = Some(too_slow);
+        }
+        self.shared.lock().last_handover = Some(Instant::now());
+        Ok(file)
     }
 
     /// Has the thread drop `path`'s pages from the page cache
@@ -371,7 +441,7 @@ impl Worker {
 
     /// etcd's `alloc`: create and lock `{count%2}.tmp`, then preallocate it (and
     /// zero-fill it, per [`Prepare`]).
-    fn alloc(&mut self) -> wal_fileutil::Result<Box<dyn WalFile>> {
+    fn alloc(&mut self) -> wal_fileutil::Result<Prepared> {
         let path = self.dir.join(format!("{}.tmp", self.count % 2));
         let opts = OpenOptions::write().create(true).lock(LockMode::Wait);
         let mut f = self.fs.open(&path, &opts)?;
@@ -390,6 +460,14 @@ impl Worker {
             drop(f);
             return Err(e);
         }
+        let verdict = self.shared.lock().zero_sync_too_slow.take();
+        match verdict {
+            // Syncing the last zeros took the WAL too long: back off.
+            Some(true) => self.back_off(),
+            Some(false) => self.next_backoff = 1,
+            None => {}
+        }
+        let mut unsynced_zeros = false;
         if self.prepare == Prepare::ZeroFill && self.skip_zero_fill > 0 {
             self.skip_zero_fill -= 1;
         } else if self.prepare == Prepare::ZeroFill {
@@ -400,21 +478,19 @@ impl Worker {
                 st.demand > 0 || st.closed
             };
             let started = std::time::Instant::now();
-            let zeroed = zero_fill(&mut *f, self.size, waiting.clone());
+            let zeroed = write_zeros(&mut *f, self.size, waiting.clone());
             tracing::debug!(
                 path = %path.display(),
                 zeroed = ?zeroed.as_ref().ok(),
                 ms = started.elapsed().as_secs_f64() * 1e3,
-                "zero-filled a new WAL segment",
+                "wrote zeros over a new WAL segment",
             );
             if matches!(zeroed, Ok(n) if n < self.size) || waiting() {
                 // The WAL asked for this file before it was ready: it is writing
                 // faster than the disk can also take the zeros. Back off.
-                self.skip_zero_fill = self.next_backoff;
-                self.next_backoff = (self.next_backoff * 2).min(MAX_ZERO_FILL_BACKOFF);
-            } else {
-                self.next_backoff = 1;
+                self.back_off();
             }
+            unsynced_zeros = matches!(zeroed, Ok(n) if n > 0);
             if let Err(e) = zeroed {
                 tracing::error!(
                     path = %path.display(),
@@ -429,14 +505,24 @@ impl Worker {
                 return Err(e);
             }
         }
-        Ok(f)
+        Ok(Prepared {
+            file: f,
+            unsynced_zeros,
+        })
+    }
+
+    /// Prepares the next 1, 2, 4, ... (up to [`MAX_ZERO_FILL_BACKOFF`]) files
+    /// etcd's way before zero-filling again.
+    fn back_off(&mut self) {
+        self.skip_zero_fill = self.next_backoff;
+        self.next_backoff = (self.next_backoff * 2).min(MAX_ZERO_FILL_BACKOFF);
     }
 
     /// On close: remove the unused file (then close it, as etcd does), or keep
     /// the undelivered error for `close` to return.
-    fn discard(&self, res: wal_fileutil::Result<Box<dyn WalFile>>) {
+    fn discard(&self, res: wal_fileutil::Result<Prepared>) {
         let err = match res {
-            Ok(f) => {
+            Ok(Prepared { file: f, .. }) => {
                 let r = self.fs.remove_file(f.path());
                 drop(f);
                 r.err()

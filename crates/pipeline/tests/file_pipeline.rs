@@ -263,3 +263,250 @@ fn zero_fill_stops_when_asked_and_leaves_the_offset_at_zero() {
     let all = wal_pipeline::zero_fill(&mut *f, 8 << 20, || false).unwrap();
     assert_eq!(all, 8 << 20);
 }
+
+/// What a [`Recording`] file system saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Bytes written to a file (by name).
+    Write(String, usize),
+    /// An fdatasync of a file, and whether it ran on the test's own thread.
+    Sync(String, bool),
+}
+
+/// The real file system, recording writes and syncs; each sync of a file that
+/// was written to first sleeps `sync_delay` (a slow disk).
+#[derive(Debug)]
+struct Recording {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    test_thread: std::thread::ThreadId,
+    sync_delay: Duration,
+    opened: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct RecordingFile {
+    inner: Box<dyn wal_fileutil::WalFile>,
+    name: String,
+    written: bool,
+    fs: (
+        std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+        std::thread::ThreadId,
+        Duration,
+    ),
+}
+
+impl std::io::Read for RecordingFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Write for RecordingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written = true;
+        self.fs
+            .0
+            .lock()
+            .unwrap()
+            .push(Seen::Write(self.name.clone(), n));
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Seek for RecordingFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl wal_fileutil::WalFile for RecordingFile {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn sync_all(&mut self) -> wal_fileutil::Result<()> {
+        self.inner.sync_all()
+    }
+    fn sync_data(&mut self) -> wal_fileutil::Result<()> {
+        if self.written {
+            std::thread::sleep(self.fs.2);
+        }
+        let mine = std::thread::current().id() == self.fs.1;
+        self.fs
+            .0
+            .lock()
+            .unwrap()
+            .push(Seen::Sync(self.name.clone(), mine));
+        self.inner.sync_data()
+    }
+    fn preallocate(&mut self, size: u64, extend: bool) -> wal_fileutil::Result<()> {
+        self.inner.preallocate(size, extend)
+    }
+    fn set_len(&mut self, size: u64) -> wal_fileutil::Result<()> {
+        self.inner.set_len(size)
+    }
+    fn len(&self) -> wal_fileutil::Result<u64> {
+        self.inner.len()
+    }
+    fn zero_to_end(&mut self) -> wal_fileutil::Result<()> {
+        self.inner.zero_to_end()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+}
+
+impl wal_fileutil::FileSystem for Recording {
+    fn open(
+        &self,
+        path: &Path,
+        opts: &OpenOptions,
+    ) -> wal_fileutil::Result<Box<dyn wal_fileutil::WalFile>> {
+        let inner = os().open(path, opts)?;
+        let n = self
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{}#{n}", path.file_name().unwrap().to_string_lossy());
+        let fs = (
+            std::sync::Arc::clone(&self.seen),
+            self.test_thread,
+            self.sync_delay,
+        );
+        Ok(Box::new(RecordingFile {
+            inner,
+            name,
+            written: false,
+            fs,
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> wal_fileutil::Result<()> {
+        os().rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> wal_fileutil::Result<()> {
+        os().remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
+        os().remove_dir_all(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
+        os().create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> wal_fileutil::Result<Vec<String>> {
+        os().read_dir(path)
+    }
+    fn fsync_dir(&self, path: &Path) -> wal_fileutil::Result<()> {
+        os().fsync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        os().exists(path)
+    }
+    fn file_len(&self, path: &Path) -> wal_fileutil::Result<u64> {
+        os().file_len(path)
+    }
+}
+
+fn recording(
+    sync_delay: Duration,
+) -> (
+    std::sync::Arc<dyn wal_fileutil::FileSystem>,
+    std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fs = Recording {
+        seen: std::sync::Arc::clone(&seen),
+        test_thread: std::thread::current().id(),
+        sync_delay,
+        opened: Default::default(),
+    };
+    (std::sync::Arc::new(fs), seen)
+}
+
+/// Bytes written to `name` so far.
+fn written(seen: &[Seen], name: &str) -> usize {
+    seen.iter()
+        .map(|s| match s {
+            Seen::Write(n, b) if n == name => *b,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn zeros_are_synced_at_hand_over_by_the_caller() {
+    // The zeros of a prepared file stay unsynced while nobody asks for it (so
+    // their writeback does not meet the WAL's own fdatasyncs), and are synced,
+    // on the thread that asks, before `open` returns.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 3 << 20;
+    let (fs, seen) = recording(Duration::ZERO);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+    for _ in 0..500 {
+        if written(&seen.lock().unwrap(), "0.tmp#0") == size as usize {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(written(&seen.lock().unwrap(), "0.tmp#0"), size as usize);
+    assert!(
+        !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, Seen::Sync(..))),
+        "synced before anyone asked: {:?}",
+        seen.lock().unwrap()
+    );
+    let f = fp.open().unwrap();
+    let syncs: Vec<Seen> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| matches!(s, Seen::Sync(..)))
+        .cloned()
+        .collect();
+    assert_eq!(syncs, [Seen::Sync("0.tmp#0".into(), true)]);
+    drop(f);
+    fp.close().unwrap();
+}
+
+#[test]
+fn slow_zero_syncs_make_the_pipeline_back_off() {
+    // Syncing each file's zeros takes far longer than a quarter of the time
+    // between hand-overs (a WAL writing as fast as the disk): once the first
+    // verdict is in, files are prepared etcd's way (preallocated, no zeros).
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording(Duration::from_millis(60));
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+    for i in 0..4 {
+        let f = fp.open().unwrap();
+        // The WAL renames each file before asking for the next.
+        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
+    }
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // Files are named by their .tmp name and the order the pipeline opened them.
+    assert_eq!(written(&seen, "0.tmp#0"), size as usize, "{seen:?}");
+    assert!(
+        seen.contains(&Seen::Sync("0.tmp#0".into(), true)),
+        "{seen:?}"
+    );
+    // The third and fourth files were prepared after the first verdict.
+    for name in ["0.tmp#2", "1.tmp#3"] {
+        assert_eq!(written(&seen, name), 0, "{name} zero-filled: {seen:?}");
+        assert!(
+            !seen
+                .iter()
+                .any(|s| matches!(s, Seen::Sync(n, _) if n == name)),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(
+        read_dir(tdir.path()).unwrap(),
+        ["0.wal", "1.wal", "2.wal", "3.wal"]
+    );
+}

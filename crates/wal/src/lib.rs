@@ -118,8 +118,10 @@ impl Options {
     }
 
     /// Whether new segments get their blocks written (with zeros, then
-    /// fdatasync'ed) before any record is appended: the first segment in `create`,
-    /// the following ones in the background by the segment pipeline. Default on.
+    /// fdatasync'ed) before any record is appended: the first segment in `create`;
+    /// the following ones are written in the background by the segment pipeline
+    /// and synced by the cut that takes them, so their writeback delays that one
+    /// save rather than any save that would meet it. Default on.
     ///
     /// The bytes on disk and the preallocated length are exactly etcd's (a
     /// preallocated segment reads as zeros either way). What changes is that the
