@@ -11,6 +11,10 @@
 //!     segment-sized files preallocated with `fallocate` (what etcd's segments are);
 //!   - `raw-zeroed`: the same into segment-sized files whose blocks were already
 //!     written (with zeros) and synced;
+//!   - `raw-zeroing`: the same into fresh `fallocate`d files that a helper thread
+//!     zero-fills one ahead and the writer fdatasyncs when it moves to the next:
+//!     the zeros any byte-compatible WAL must write if its segments are to have
+//!     written blocks, with no framing and no cut sequence (`wal`'s ceiling);
 //!   - `etcd`: etcd 3.4's Go WAL through the interop oracle
 //!     (`tests/interop/oracle`), when Go and etcd's sources are installed.
 //!
@@ -147,7 +151,7 @@ pub struct Config {
 /// One cell of the append matrix for one implementation.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppendRow {
-    /// `wal`, `wal-fallocated`, `raw-fallocated`, `raw-zeroed` or `etcd`.
+    /// `wal`, `wal-fallocated`, `raw-fallocated`, `raw-zeroed`, `raw-zeroing` or `etcd`.
     #[serde(rename = "impl")]
     pub impl_name: String,
     /// Data bytes per entry.
@@ -260,6 +264,12 @@ pub struct CellRatio {
     pub vs_raw_zeroed: Option<f64>,
     /// wal / raw-fallocated.
     pub vs_raw_fallocated: Option<f64>,
+    /// wal / raw-zeroing.
+    pub vs_raw_zeroing: Option<f64>,
+    /// The better of raw-zeroing and raw-fallocated over raw-zeroed: the most a
+    /// WAL that makes its (etcd-identical) segments as it goes can reach of
+    /// raw-zeroed.
+    pub ceiling_vs_raw_zeroed: Option<f64>,
     /// wal / etcd.
     pub vs_etcd: Option<f64>,
 }
@@ -753,6 +763,81 @@ fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
     Ok(ctx.zero_pool[..n].to_vec())
 }
 
+/// `raw-zeroing`: `pwrite` + `fdatasync` of `bytes` per save into fresh
+/// segment-sized files in `dir`, made during the run: the first is zero-filled and
+/// synced before the clock starts (as `create` does), each next one is
+/// `fallocate`d and zero-filled by a helper thread while the current one fills,
+/// and fdatasynced by the writer when it moves to it. The helper drops each
+/// finished file's pages first, so the zeros go into memory already in use (as the
+/// WAL's pipeline does; fresh memory is slow on a VM).
+fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64) -> Result<Run> {
+    std::fs::create_dir_all(dir)?;
+    let n = files_needed(bytes.len(), saves);
+    let make = |i: usize| -> Result<File> {
+        let p = dir.join(format!("{i}.seg"));
+        let fs = wal_fileutil::os();
+        let mut f = fs.open(&p, &wal_fileutil::OpenOptions::write().create(true))?;
+        f.preallocate(SEGMENT_BYTES, true)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = SEGMENT_BYTES as usize;
+        while left > 0 {
+            let k = left.min(zeros.len());
+            f.write_all(&zeros[..k])?;
+            left -= k;
+        }
+        drop(f);
+        Ok(std::fs::OpenOptions::new().write(true).open(&p)?)
+    };
+    let first = make(0)?;
+    first.sync_all()?;
+    wal_fileutil::os().fsync_dir(dir)?;
+    let mut run = Run {
+        lat_us: Vec::with_capacity(saves as usize),
+        ..Run::default()
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<File>>(0);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+        scope.spawn(move || {
+            for i in 1..n {
+                for d in done_rx.try_iter() {
+                    let p = dir.join(format!("{d}.seg"));
+                    let _ = wal_fileutil::os()
+                        .open(&p, &wal_fileutil::OpenOptions::read())
+                        .and_then(|f| f.drop_cache());
+                }
+                if tx.send(make(i)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut fi = 0usize;
+        let mut f = first;
+        let mut off = 0u64;
+        let len = bytes.len() as u64;
+        settle();
+        let start = Instant::now();
+        for _ in 0..saves {
+            let t0 = Instant::now();
+            if off + len > SEGMENT_BYTES && off > 0 {
+                let _ = done_tx.send(fi);
+                fi += 1;
+                f = rx.recv().context("raw-zeroing ran out of files")??;
+                f.sync_data()?;
+                off = 0;
+            }
+            f.write_all_at(bytes, off)?;
+            f.sync_data()?;
+            run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
+            off += len;
+            run.saves += 1;
+        }
+        run.secs = start.elapsed().as_secs_f64();
+        Ok(())
+    })?;
+    Ok(run.finish())
+}
+
 fn files_needed(save_len: usize, saves: u64) -> usize {
     let per_file = (SEGMENT_BYTES as usize / save_len.max(1)).max(1) as u64;
     saves.div_ceil(per_file).max(1) as usize
@@ -855,8 +940,14 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     let etcd_prealloc = opts.clone().zero_fill_segments(false);
     for &(eb, batch) in &plan.cells {
         let bytes = save_bytes(eb, batch)?;
-        let (mut w, mut wf, mut rf, mut rz, mut et) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut w, mut wf, mut rf, mut rz, mut ri, mut et) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal");
             let r = run_wal(&dir, &opts, eb, batch, plan.seconds, 0)?;
@@ -871,6 +962,10 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             let need = files_needed(bytes.len(), saves);
             let files = zero_pool(ctx, need)?;
             rz.push(run_raw(&files, &bytes, saves, true)?);
+
+            let dir = ctx.fresh("raw-zeroing");
+            ri.push(run_raw_zeroing(&dir, &bytes, saves)?);
+            remove(&dir);
 
             let files = fallocated_files(ctx, need)?;
             rf.push(run_raw(&files, &bytes, saves, true)?);
@@ -889,6 +984,7 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             row("wal-fallocated", eb, batch, &wf),
             row("raw-fallocated", eb, batch, &rf),
             row("raw-zeroed", eb, batch, &rz),
+            row("raw-zeroing", eb, batch, &ri),
             if et.is_empty() {
                 missing("etcd", eb, batch, "unavailable: see `unavailable`")
             } else {
@@ -901,12 +997,13 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                     .map_or("n/a".to_string(), |v| format!("{v:.0}"))
             };
             ctx.say(format!(
-                "append {eb} B x {batch}: saves/s wal {} wal-fallocated {} raw-fallocated {} raw-zeroed {} etcd {}",
+                "append {eb} B x {batch}: saves/s wal {} wal-fallocated {} raw-fallocated {} raw-zeroed {} raw-zeroing {} etcd {}",
                 f(&cell[0]),
                 f(&cell[1]),
                 f(&cell[2]),
                 f(&cell[3]),
-                f(&cell[4])
+                f(&cell[4]),
+                f(&cell[5])
             ));
         }
         rows.extend(cell);
@@ -1365,6 +1462,17 @@ fn ratios(
             batch: b,
             vs_raw_zeroed: ratio(w, find(rows, "raw-zeroed", eb, b).and_then(get)),
             vs_raw_fallocated: ratio(w, find(rows, "raw-fallocated", eb, b).and_then(get)),
+            vs_raw_zeroing: ratio(w, find(rows, "raw-zeroing", eb, b).and_then(get)),
+            ceiling_vs_raw_zeroed: ratio(
+                [
+                    find(rows, "raw-zeroing", eb, b).and_then(get),
+                    find(rows, "raw-fallocated", eb, b).and_then(get),
+                ]
+                .into_iter()
+                .flatten()
+                .reduce(f64::max),
+                find(rows, "raw-zeroed", eb, b).and_then(get),
+            ),
             vs_etcd: ratio(w, find(rows, "etcd", eb, b).and_then(get)),
         }
     };
@@ -1457,9 +1565,9 @@ impl Report {
         )?;
         writeln!(
             out,
-            "| cell | wal | wal-fallocated | raw-fallocated | raw-zeroed | etcd | wal/zeroed | wal/fallocated | wal/etcd |"
+            "| cell | wal | wal-fallocated | raw-fallocated | raw-zeroed | raw-zeroing | etcd | wal/zeroed | ceiling/zeroed | wal/zeroing | wal/fallocated | wal/etcd |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for r in &self.ratios.append {
             let c = |name| {
                 find(&self.append, name, r.entry_bytes, r.batch).map_or("n/a".to_string(), |x| {
@@ -1474,15 +1582,18 @@ impl Report {
             };
             writeln!(
                 out,
-                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.batch,
                 r.entry_bytes,
                 c("wal"),
                 c("wal-fallocated"),
                 c("raw-fallocated"),
                 c("raw-zeroed"),
+                c("raw-zeroing"),
                 c("etcd"),
                 opt(r.vs_raw_zeroed, 2),
+                opt(r.ceiling_vs_raw_zeroed, 2),
+                opt(r.vs_raw_zeroing, 2),
                 opt(r.vs_raw_fallocated, 2),
                 opt(r.vs_etcd, 2)
             )?;
