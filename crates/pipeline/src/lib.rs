@@ -149,6 +149,8 @@ struct State {
     /// Set by `open` after syncing a file's zeros: whether that took too long
     /// (the thread then backs off from zero-filling) or not (it stops backing off).
     zero_sync_too_slow: Option<bool>,
+    /// How long the last `open` spent syncing zeros, until taken.
+    last_zero_sync: Option<std::time::Duration>,
     /// Number of `open` calls waiting for the slot.
     demand: usize,
     /// Set by `close`: the thread stops.
@@ -316,10 +318,20 @@ impl FilePipeline {
             );
             let too_slow = since_last
                 .is_some_and(|t| took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * t.as_secs_f64());
-            self.shared.lock().zero_sync_too_slow = Some(too_slow);
+            let mut st = self.shared.lock();
+            st.zero_sync_too_slow = Some(too_slow);
+            st.last_zero_sync = Some(took);
         }
         self.shared.lock().last_handover = Some(Instant::now());
         Ok(file)
+    }
+
+    /// How long the last [`open`](FilePipeline::open) spent fdatasyncing the
+    /// handed-over file's zeros, if it did; reported once. The WAL counts it among
+    /// its fsyncs (etcd's `etcd_disk_wal_fsync_duration_seconds`), since its save
+    /// waited for it.
+    pub fn take_last_zero_sync(&self) -> Option<std::time::Duration> {
+        self.shared.lock().last_zero_sync.take()
     }
 
     /// Has the thread drop `path`'s pages from the page cache

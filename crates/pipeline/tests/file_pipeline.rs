@@ -469,6 +469,9 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
         .cloned()
         .collect();
     assert_eq!(syncs, [Seen::Sync("0.tmp#0".into(), true)]);
+    // The sync's duration is reported once, for the WAL's fsync metric.
+    assert!(fp.take_last_zero_sync().is_some());
+    assert_eq!(fp.take_last_zero_sync(), None);
     drop(f);
     fp.close().unwrap();
 }

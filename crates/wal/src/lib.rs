@@ -865,6 +865,9 @@ impl Inner {
             }
         }
         let new_file = pipeline.open()?;
+        if let Some(took) = pipeline.take_last_zero_sync() {
+            observe_fsync(took);
+        }
         let Some(old) = self.tail.take() else {
             return Err(Error::NotWritable {
                 reason: "no tail segment",
