@@ -300,6 +300,7 @@ impl FilePipeline {
             mut file,
             unsynced_zeros,
         } = res?;
+        let mut synced = None;
         if unsynced_zeros {
             let started = Instant::now();
             if let Err(e) = file.sync_data() {
@@ -316,13 +317,17 @@ impl FilePipeline {
                 ms = took.as_secs_f64() * 1e3,
                 "synced a zero-filled WAL segment at hand-over",
             );
-            let too_slow = since_last
-                .is_some_and(|t| took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * t.as_secs_f64());
-            let mut st = self.shared.lock();
-            st.zero_sync_too_slow = Some(too_slow);
+            synced = Some(took);
+        }
+        let mut st = self.shared.lock();
+        if let Some(took) = synced {
+            st.zero_sync_too_slow = Some(
+                since_last
+                    .is_some_and(|t| took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * t.as_secs_f64()),
+            );
             st.last_zero_sync = Some(took);
         }
-        self.shared.lock().last_handover = Some(Instant::now());
+        st.last_handover = Some(Instant::now());
         Ok(file)
     }
 

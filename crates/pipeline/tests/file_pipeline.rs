@@ -281,6 +281,8 @@ struct Recording {
     test_thread: std::thread::ThreadId,
     sync_delay: Duration,
     opened: std::sync::atomic::AtomicUsize,
+    /// Syncs of files that were written to fail (EIO).
+    fail_written_syncs: bool,
 }
 
 #[derive(Debug)]
@@ -292,6 +294,7 @@ struct RecordingFile {
         std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
         std::thread::ThreadId,
         Duration,
+        bool,
     ),
 }
 
@@ -333,6 +336,13 @@ impl wal_fileutil::WalFile for RecordingFile {
     fn sync_data(&mut self) -> wal_fileutil::Result<()> {
         if self.written {
             std::thread::sleep(self.fs.2);
+            if self.fs.3 {
+                return Err(wal_fileutil::Error::from_io(
+                    "fdatasync",
+                    self.inner.path(),
+                    std::io::Error::from_raw_os_error(5),
+                ));
+            }
         }
         let mine = std::thread::current().id() == self.fs.1;
         self.fs
@@ -374,6 +384,7 @@ impl wal_fileutil::FileSystem for Recording {
             std::sync::Arc::clone(&self.seen),
             self.test_thread,
             self.sync_delay,
+            self.fail_written_syncs,
         );
         Ok(Box::new(RecordingFile {
             inner,
@@ -410,6 +421,7 @@ impl wal_fileutil::FileSystem for Recording {
 
 fn recording(
     sync_delay: Duration,
+    fail_written_syncs: bool,
 ) -> (
     std::sync::Arc<dyn wal_fileutil::FileSystem>,
     std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
@@ -420,6 +432,7 @@ fn recording(
         test_thread: std::thread::current().id(),
         sync_delay,
         opened: Default::default(),
+        fail_written_syncs,
     };
     (std::sync::Arc::new(fs), seen)
 }
@@ -441,7 +454,7 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
     // on the thread that asks, before `open` returns.
     let tdir = tempfile::tempdir().unwrap();
     let size = 3 << 20;
-    let (fs, seen) = recording(Duration::ZERO);
+    let (fs, seen) = recording(Duration::ZERO, false);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
     for _ in 0..500 {
         if written(&seen.lock().unwrap(), "0.tmp#0") == size as usize {
@@ -483,7 +496,7 @@ fn slow_zero_syncs_make_the_pipeline_back_off() {
     // verdict is in, files are prepared etcd's way (preallocated, no zeros).
     let tdir = tempfile::tempdir().unwrap();
     let size = 1 << 20;
-    let (fs, seen) = recording(Duration::from_millis(60));
+    let (fs, seen) = recording(Duration::from_millis(60), false);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
     for i in 0..4 {
         let f = fp.open().unwrap();
@@ -512,4 +525,21 @@ fn slow_zero_syncs_make_the_pipeline_back_off() {
         read_dir(tdir.path()).unwrap(),
         ["0.wal", "1.wal", "2.wal", "3.wal"]
     );
+}
+
+#[test]
+fn failed_zero_sync_is_reported_and_the_file_removed() {
+    // The hand-over sync fails (EIO): `open` returns the error naming the file,
+    // the file is not handed over and not left behind, like a failed preallocation.
+    let tdir = tempfile::tempdir().unwrap();
+    let (fs, _seen) = recording(Duration::ZERO, true);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), 1 << 20, Prepare::ZeroFill);
+    let err = fp.open().unwrap_err();
+    let Error::File(e) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(e.path(), tdir.path().join("0.tmp"), "{e}");
+    assert!(!tdir.path().join("0.tmp").exists());
+    fp.close().unwrap();
+    assert!(tmp_files(tdir.path()).is_empty());
 }
