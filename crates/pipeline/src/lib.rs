@@ -140,12 +140,11 @@ struct Prepared {
 }
 
 /// State shared by the pipeline handle and its thread.
-#[derive(Default)]
 struct State {
     /// The prepared file, or the error preparing it, waiting to be taken.
     slot: Option<wal_fileutil::Result<Prepared>>,
     /// When the last file was handed over (or the pipeline started).
-    last_handover: Option<Instant>,
+    last_handover: Instant,
     /// Set by `open` after syncing a file's zeros: whether that took too long
     /// (the thread then backs off from zero-filling) or not (it stops backing off).
     zero_sync_too_slow: Option<bool>,
@@ -225,8 +224,14 @@ impl FilePipeline {
     ) -> FilePipeline {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                last_handover: Some(Instant::now()),
-                ..State::default()
+                slot: None,
+                last_handover: Instant::now(),
+                zero_sync_too_slow: None,
+                last_zero_sync: None,
+                demand: 0,
+                closed: false,
+                close_error: None,
+                to_uncache: Vec::new(),
             }),
             cond: Condvar::new(),
         });
@@ -293,7 +298,7 @@ impl FilePipeline {
             st = self.shared.wait(st);
         };
         st.demand -= 1;
-        let since_last = st.last_handover.map(|t| t.elapsed());
+        let since_last = st.last_handover.elapsed();
         self.shared.cond.notify_all();
         drop(st);
         let Prepared {
@@ -321,13 +326,11 @@ impl FilePipeline {
         }
         let mut st = self.shared.lock();
         if let Some(took) = synced {
-            st.zero_sync_too_slow = Some(
-                since_last
-                    .is_some_and(|t| took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * t.as_secs_f64()),
-            );
+            st.zero_sync_too_slow =
+                Some(took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * since_last.as_secs_f64());
             st.last_zero_sync = Some(took);
         }
-        st.last_handover = Some(Instant::now());
+        st.last_handover = Instant::now();
         Ok(file)
     }
 

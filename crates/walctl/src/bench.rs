@@ -736,12 +736,23 @@ fn fallocated_files(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// Writes a segment's worth of zeros at the file's offset, 1 MiB per write, unsynced.
+fn write_segment_of_zeros(f: &mut impl Write) -> Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = SEGMENT_BYTES as usize;
+    while left > 0 {
+        let k = left.min(zeros.len());
+        f.write_all(&zeros[..k])?;
+        left -= k;
+    }
+    Ok(())
+}
+
 /// Grows the pool of segment-sized files whose blocks are written (zeros), synced.
 /// The pool is reused: overwritten blocks stay written, which is what matters.
 fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
     let dir = ctx.base.join("raw-zeroed");
     std::fs::create_dir_all(&dir)?;
-    let zeros = vec![0u8; 1 << 20];
     while ctx.zero_pool.len() < n {
         let p = dir.join(format!("{}.seg", ctx.zero_pool.len()));
         let mut f = std::fs::OpenOptions::new()
@@ -750,12 +761,7 @@ fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
             .truncate(true)
             .open(&p)
             .with_context(|| format!("creating {}", p.display()))?;
-        let mut left = SEGMENT_BYTES as usize;
-        while left > 0 {
-            let k = left.min(zeros.len());
-            f.write_all(&zeros[..k])?;
-            left -= k;
-        }
+        write_segment_of_zeros(&mut f)?;
         f.sync_all()?;
         ctx.zero_pool.push(p);
     }
@@ -778,13 +784,7 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64) -> Result<Run> {
         let fs = wal_fileutil::os();
         let mut f = fs.open(&p, &wal_fileutil::OpenOptions::write().create(true))?;
         f.preallocate(SEGMENT_BYTES, true)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut left = SEGMENT_BYTES as usize;
-        while left > 0 {
-            let k = left.min(zeros.len());
-            f.write_all(&zeros[..k])?;
-            left -= k;
-        }
+        write_segment_of_zeros(&mut f)?;
         drop(f);
         Ok(std::fs::OpenOptions::new().write(true).open(&p)?)
     };
@@ -940,14 +940,7 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     let etcd_prealloc = opts.clone().zero_fill_segments(false);
     for &(eb, batch) in &plan.cells {
         let bytes = save_bytes(eb, batch)?;
-        let (mut w, mut wf, mut rf, mut rz, mut ri, mut et) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let [mut w, mut wf, mut rf, mut rz, mut ri, mut et]: [Vec<Run>; 6] = Default::default();
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal");
             let r = run_wal(&dir, &opts, eb, batch, plan.seconds, 0)?;
@@ -996,14 +989,13 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 r.saves_per_s
                     .map_or("n/a".to_string(), |v| format!("{v:.0}"))
             };
+            let rates: Vec<String> = cell
+                .iter()
+                .map(|r| format!("{} {}", r.impl_name, f(r)))
+                .collect();
             ctx.say(format!(
-                "append {eb} B x {batch}: saves/s wal {} wal-fallocated {} raw-fallocated {} raw-zeroed {} raw-zeroing {} etcd {}",
-                f(&cell[0]),
-                f(&cell[1]),
-                f(&cell[2]),
-                f(&cell[3]),
-                f(&cell[4]),
-                f(&cell[5])
+                "append {eb} B x {batch}: saves/s {}",
+                rates.join(" ")
             ));
         }
         rows.extend(cell);
