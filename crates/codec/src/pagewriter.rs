@@ -111,6 +111,12 @@ impl<W: Write> PageWriter<W> {
         r
     }
 
+    /// Whether `len` more bytes would stay in the buffer without reaching the inner
+    /// writer (so splitting them into several writes makes no difference).
+    pub fn has_room(&self, len: usize) -> bool {
+        len + self.buffered <= self.watermark
+    }
+
     /// Writes out everything buffered, aligned or not. Does not sync.
     pub fn flush(&mut self) -> io::Result<()> {
         self.flush_buffer()?;
