@@ -70,9 +70,7 @@ fn encode_marshaled(ents: &[Entry], out: Vec<u8>) -> Vec<u8> {
 /// What `Wal::save` does: frame each entry straight into the page buffer.
 fn encode_in_place(ents: &[Entry], out: Vec<u8>) -> Vec<u8> {
     let mut enc = Encoder::new(out, 0, 0);
-    for e in ents {
-        enc.encode_entry(e, EntryEncoding::Etcd36).unwrap();
-    }
+    enc.encode_entries(ents, EntryEncoding::Etcd36).unwrap();
     enc.flush().unwrap();
     enc.into_inner()
 }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::crc::RollingCrc;
+use crate::crc::{own_crc, Joins, RollingCrc};
 use crate::frame::{encode_frame_size, FRAME_HEADER_BYTES, WAL_PAGE_BYTES};
 use crate::pagewriter::PageWriter;
 use crate::payload::{entry_head, hard_state_bytes, put_varint, EntryEncoding, MAX_HEAD_BYTES};
@@ -21,6 +21,7 @@ use crate::record::RecordType;
 pub struct Encoder<W: Write> {
     pw: PageWriter<W>,
     crc: RollingCrc,
+    joins: Joins,
     start: u64,
     encoded: u64,
 }
@@ -32,6 +33,7 @@ impl<W: Write> Encoder<W> {
         Self {
             pw: PageWriter::new(w, WAL_PAGE_BYTES, (offset % WAL_PAGE_BYTES as u64) as usize),
             crc: RollingCrc::new(prev_crc),
+            joins: Joins::default(),
             start: offset,
             encoded: 0,
         }
@@ -53,7 +55,10 @@ impl<W: Write> Encoder<W> {
         let mut head = [0u8; MAX_HEAD_BYTES];
         let n = entry_head(e, form, &mut head);
         if let Some(d) = e.data.as_deref() {
-            if let Some(done) = self.encode_entry_fast(&head, n, d) {
+            let mut crc = self.crc;
+            crc.update(&head[..n]);
+            let crc = crc.update(d);
+            if let Some(done) = self.encode_entry_fast(&head, n, d, crc) {
                 return done;
             }
         }
@@ -61,6 +66,43 @@ impl<W: Write> Encoder<W> {
             Some(d) => self.encode_parts(RecordType::Entry as i64, Some(&[&head[..n], d])),
             None => self.encode_parts(RecordType::Entry as i64, Some(&[&head[..n]])),
         }
+    }
+
+    /// Frames and buffers `ents`: the same bytes and writes as
+    /// [`Encoder::encode_entry`] on each, faster for a batch. A group of entries
+    /// gets its heads marshaled, then each entry's own CRC (side by side, and
+    /// reading heads whose stores have landed), then its frame, joined to the
+    /// chain ([`crate::crc`]).
+    pub fn encode_entries(&mut self, ents: &[Entry], form: EntryEncoding) -> io::Result<()> {
+        const AHEAD: usize = 16;
+        let mut heads = [[0u8; MAX_HEAD_BYTES]; AHEAD];
+        let mut ns = [0usize; AHEAD];
+        let mut own = [0u32; AHEAD];
+        for group in ents.chunks(AHEAD) {
+            for (i, e) in group.iter().enumerate() {
+                ns[i] = entry_head(e, form, &mut heads[i]);
+            }
+            for (i, e) in group.iter().enumerate() {
+                own[i] = own_crc(&heads[i][..ns[i]], e.data.as_deref().unwrap_or(&[]));
+            }
+            for (i, e) in group.iter().enumerate() {
+                let Some(d) = e.data.as_deref() else {
+                    self.encode_entry(e, form)?;
+                    continue;
+                };
+                let n = ns[i];
+                let len = n + d.len();
+                let Some(crc) = self.joins.join(self.crc.value(), own[i], len) else {
+                    self.encode_entry(e, form)?;
+                    continue;
+                };
+                match self.encode_entry_fast(&heads[i], n, d, crc) {
+                    Some(done) => done?,
+                    None => self.encode_entry(e, form)?,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The common case of [`Encoder::encode_entry`], an entry with at least a few
@@ -73,6 +115,7 @@ impl<W: Write> Encoder<W> {
         head: &[u8; MAX_HEAD_BYTES],
         n: usize,
         data: &[u8],
+        crc: u32,
     ) -> Option<io::Result<()>> {
         // The length field, the record's head and the entry's head, in one array
         // written whole: [len field 8][record head <= 17][entry head <= 48].
@@ -83,10 +126,6 @@ impl<W: Write> Encoder<W> {
         pre[9] = RecordType::Entry as u8;
         pre[10] = 0x10;
         let mut h = 11;
-        // The chain runs over the entry's head and data; the record's head is not in it.
-        let mut crc = self.crc;
-        crc.update(&head[..n]);
-        let crc = crc.update(data);
         h += put_varint(u64::from(crc), &mut pre[h..]);
         pre[h] = 0x1a;
         h += 1;
@@ -335,6 +374,26 @@ mod tests {
                         let d = vec![7u8; (rng.next() % 200) as usize];
                         new.encode(RecordType::Metadata as i64, Some(&d)).unwrap();
                         old.encode(RecordType::Metadata as i64, Some(&d));
+                    }
+                    4 => {
+                        // A batch, mostly of one data length (the case where each
+                        // entry's CRC is joined to the chain), as a save hands it.
+                        let len = (rng.next() % 300) as usize;
+                        let batch: Vec<Entry> = (0..1 + rng.next() % 40)
+                            .map(|_| {
+                                let mut e = entry(&mut rng);
+                                if !rng.next().is_multiple_of(8) {
+                                    e.data = Some(Bytes::from(vec![(len % 7) as u8; len]));
+                                }
+                                e
+                            })
+                            .collect();
+                        new.encode_entries(&batch, form).unwrap();
+                        for e in &batch {
+                            let mut buf = Vec::new();
+                            encode_entry(e, form, &mut buf);
+                            old.encode(RecordType::Entry as i64, Some(&buf));
+                        }
                     }
                     _ => {
                         let e = entry(&mut rng);

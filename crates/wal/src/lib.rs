@@ -775,12 +775,10 @@ impl Inner {
             !entries.is_empty() || st.vote != self.state.vote || st.term != self.state.term;
         let tail = self.tail_mut()?;
         let before = tail.enc.encoded_bytes();
-        for e in entries {
-            // Framed straight into the page buffer: no per-entry allocation or copy.
-            tail.enc
-                .encode_entry(e, opts.entry_encoding)
-                .map_err(|err| Error::io("writing", &tail.path, err))?;
-        }
+        // Framed straight into the page buffer: no per-entry allocation or copy.
+        tail.enc
+            .encode_entries(entries, opts.entry_encoding)
+            .map_err(|err| Error::io("writing", &tail.path, err))?;
         if let Some(last) = entries.last() {
             self.enti = last.index;
         }
