@@ -148,15 +148,15 @@ impl Joins {
 mod sse42 {
     use std::arch::x86_64::{_mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
 
-    /// [`super::update_reg`] for short inputs: unaligned 8-byte steps, then at most
-    /// one 4-, 2- and 1-byte step (the crate steps byte by byte up to alignment and
-    /// after the last full word, which for a 100-byte record doubles the chain).
     /// The register after `a` then `b`, from zero, in one call.
     #[target_feature(enable = "sse4.2")]
     pub(super) fn update_reg2(a: &[u8], b: &[u8]) -> u32 {
         update_reg(update_reg(0, a), b)
     }
 
+    /// [`super::update_reg`] for short inputs: unaligned 8-byte steps, then at most
+    /// one 4-, 2- and 1-byte step (the crate steps byte by byte up to alignment and
+    /// after the last full word, which for a 100-byte record doubles the chain).
     #[inline]
     #[target_feature(enable = "sse4.2")]
     pub(super) fn update_reg(reg: u32, data: &[u8]) -> u32 {

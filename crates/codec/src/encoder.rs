@@ -118,7 +118,7 @@ impl<W: Write> Encoder<W> {
         crc: u32,
     ) -> Option<io::Result<()>> {
         // The length field, the record's head and the entry's head, in one array
-        // written whole: [len field 8][record head <= 17][entry head <= 48].
+        // written whole: [len field 8][record head <= 19][entry head <= 48].
         const PREFIX: usize = 80;
         let data_len = n + data.len();
         let mut pre = [0u8; PREFIX];
