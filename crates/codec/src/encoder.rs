@@ -92,10 +92,15 @@ impl<W: Write> Encoder<W> {
                 };
                 let n = ns[i];
                 let len = n + d.len();
-                let Some(crc) = self.joins.join(self.crc.value(), own[i], len) else {
-                    self.encode_entry(e, form)?;
-                    continue;
-                };
+                // No shift for this length: chain it directly, from the head at hand.
+                let crc = self
+                    .joins
+                    .join(self.crc.value(), own[i], len)
+                    .unwrap_or_else(|| {
+                        let mut c = self.crc;
+                        c.update(&heads[i][..n]);
+                        c.update(d)
+                    });
                 match self.encode_entry_fast(&heads[i], n, d, crc) {
                     Some(done) => done?,
                     None => self.encode_entry(e, form)?,
