@@ -13,6 +13,8 @@ use crate::record::{Record, RecordType};
 
 /// How much the decoder reads from a segment at a time.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// The size of a chunk's memory: a read plus the start of a record carried over.
+const CHUNK_ALLOC_BYTES: usize = READ_CHUNK_BYTES + (64 << 10);
 
 /// Why decoding stopped. Every variant names the file and the offset of the frame
 /// that could not be read.
@@ -141,14 +143,11 @@ fn parse_record(b: &[u8]) -> Option<(i64, u32, DataSpan)> {
     Some((t as i64, crc, Some((i, b.len()))))
 }
 
-/// The decoder's unconsumed bytes: the in-memory segment if there is one, else the
-/// read buffer.
-#[inline]
-fn window<'a>(whole: &'a Option<Bytes>, buf: &'a BytesMut) -> &'a [u8] {
-    match whole {
-        Some(w) => w,
-        None => buf,
-    }
+/// A new read chunk of `size` bytes that starts with `head`.
+fn fresh_chunk(size: usize, head: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::zeroed(size);
+    buf[..head.len()].copy_from_slice(head);
+    buf
 }
 
 /// One segment file to decode: its name (for errors and torn-write decisions), its
@@ -218,10 +217,13 @@ impl std::fmt::Debug for SegmentReader {
 #[derive(Debug)]
 pub struct Decoder {
     segs: VecDeque<SegmentReader>,
-    buf: BytesMut,
-    /// The rest of the current segment when it is held in memory
-    /// ([`SegmentReader::from_bytes`]); `buf` is then unused.
-    whole: Option<Bytes>,
+    /// The current segment's bytes at hand, not yet consumed: the rest of the
+    /// segment when it is held in memory ([`SegmentReader::from_bytes`]), else
+    /// the rest of the last chunk read.
+    win: Bytes,
+    /// The last chunk read, whole (`win` is its tail), kept to be read into again.
+    chunk: Bytes,
+    /// Nothing more to read from the current segment (it ended, or is in memory).
     seg_eof: bool,
     read_pos: u64,
     last_valid_off: u64,
@@ -239,9 +241,9 @@ impl Decoder {
         let whole = segs.front_mut().and_then(|s| s.whole.take());
         Self {
             segs,
-            buf: BytesMut::new(),
-            whole,
-            seg_eof: false,
+            seg_eof: whole.is_some(),
+            win: whole.unwrap_or_default(),
+            chunk: Bytes::new(),
             read_pos: 0,
             last_valid_off: 0,
             frame_off: 0,
@@ -280,32 +282,26 @@ impl Decoder {
         // Keep the current segment's name out of further decoding, but keep the
         // offsets: callers use them to find the end of the valid data.
         self.segs.clear();
-        self.buf = BytesMut::new();
-        self.whole = None;
+        self.win = Bytes::new();
+        self.chunk = Bytes::new();
     }
 
     /// The bytes of the current segment not yet consumed that are at hand.
     #[inline]
     fn window(&self) -> &[u8] {
-        window(&self.whole, &self.buf)
+        &self.win
     }
 
     /// Consumes `n` bytes of the window.
     #[inline]
     fn skip(&mut self, n: usize) {
-        match &mut self.whole {
-            Some(w) => w.advance(n),
-            None => self.buf.advance(n),
-        }
+        self.win.advance(n);
     }
 
     /// Consumes `n` bytes of the window and returns them, without copying.
     #[inline]
     fn take(&mut self, n: usize) -> Bytes {
-        match &mut self.whole {
-            Some(w) => w.split_to(n),
-            None => self.buf.split_to(n).freeze(),
-        }
+        self.win.split_to(n)
     }
 
     fn decode_inner(&mut self) -> Result<Option<Record>, DecodeError> {
@@ -357,7 +353,7 @@ impl Decoder {
             let data_at = span.map(|(a, b)| (FRAME_HEADER_BYTES + a, FRAME_HEADER_BYTES + b));
             if rec_type != RecordType::Crc as i64 {
                 // Field by field, so the CRC can be updated while the data is borrowed.
-                let win = window(&self.whole, &self.buf);
+                let win = &self.win;
                 let data = data_at.map_or(&[][..], |(a, b)| &win[a..b]);
                 let actual = self.crc.update(data);
                 if rec_crc != actual {
@@ -460,58 +456,99 @@ impl Decoder {
     fn next_segment(&mut self) -> bool {
         if self.segs.len() <= 1 {
             self.segs.clear();
-            self.buf = BytesMut::new();
-            self.whole = None;
+            self.win = Bytes::new();
+            self.chunk = Bytes::new();
             return false;
         }
         self.segs.pop_front();
-        self.buf.clear();
-        self.whole = self.segs.front_mut().and_then(|s| s.whole.take());
-        self.seg_eof = false;
+        let whole = self.segs.front_mut().and_then(|s| s.whole.take());
+        self.seg_eof = whole.is_some();
+        self.win = whole.unwrap_or_default();
         self.read_pos = 0;
         self.last_valid_off = 0;
         self.segment_index += 1;
         true
     }
 
-    /// Reads until `n` bytes are buffered or the segment ends.
+    /// Reads until `n` bytes are at hand or the segment ends.
+    ///
+    /// Each read goes into a chunk that starts with the unconsumed bytes (less than
+    /// a record), so records are handed out as slices of chunks that nothing else
+    /// writes to. When no record of the previous chunk is still held, its memory is
+    /// read into again: a streaming reader reuses one chunk throughout.
     fn fill(&mut self, n: usize) -> Result<(), DecodeError> {
-        if self.whole.is_some() {
-            // Everything is at hand already.
-            return Ok(());
-        }
-        while self.buf.len() < n && !self.seg_eof {
-            let Some(seg) = self.segs.front_mut() else {
+        while self.win.len() < n && !self.seg_eof {
+            let Some(seg) = self.segs.front() else {
                 return Ok(());
             };
             let remaining = seg
                 .size
                 .saturating_sub(self.read_pos)
                 .min(READ_CHUNK_BYTES as u64) as usize;
-            let want = remaining.max(n - self.buf.len());
-            let start = self.buf.len();
-            self.buf.resize(start + want, 0);
-            let got = loop {
-                match seg.reader.read(&mut self.buf[start..]) {
-                    Ok(k) => break k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(source) => {
-                        self.buf.truncate(start);
-                        return Err(DecodeError::Io {
-                            file: seg.name.clone(),
-                            offset: self.frame_off,
-                            source,
-                        });
+            let have = self.win.len();
+            let want = remaining.max(n - have);
+            let mut buf = self.next_chunk(have + want);
+            let mut got = 0;
+            let mut failed = None;
+            if let Some(seg) = self.segs.front_mut() {
+                while got < want {
+                    match seg.reader.read(&mut buf[have + got..have + want]) {
+                        Ok(0) => break,
+                        Ok(k) => got += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some((seg.name.clone(), e));
+                            break;
+                        }
                     }
                 }
-            };
-            self.buf.truncate(start + got);
+            }
+            buf.truncate(have + got);
             self.read_pos += got as u64;
+            self.chunk = buf.freeze();
+            self.win = self.chunk.clone();
+            if let Some((file, source)) = failed {
+                return Err(DecodeError::Io {
+                    file,
+                    offset: self.frame_off,
+                    source,
+                });
+            }
             if got == 0 {
                 self.seg_eof = true;
             }
         }
         Ok(())
+    }
+
+    /// A buffer of at least `len` bytes starting with the window's bytes: the
+    /// previous chunk's memory when nothing else holds it, else a new one.
+    fn next_chunk(&mut self, len: usize) -> BytesMut {
+        // One size for every ordinary chunk, so a new one can take a freed one's
+        // memory.
+        let size = len.max(CHUNK_ALLOC_BYTES);
+        let have = self.win.len();
+        let old = std::mem::take(&mut self.chunk);
+        let filled = old.len();
+        // Where the window lies in the previous chunk (it is its tail).
+        let at = filled
+            .checked_sub(have)
+            .filter(|&at| have == 0 || std::ptr::eq(self.win.as_ptr(), old[at..].as_ptr()));
+        let Some(at) = at else {
+            let buf = fresh_chunk(size, &self.win);
+            self.win = Bytes::new();
+            return buf;
+        };
+        self.win = Bytes::new();
+        match old.try_into_mut() {
+            Ok(mut buf) if buf.capacity() >= size => {
+                buf.copy_within(at..filled, 0);
+                buf.resize(size, 0);
+                buf
+            }
+            Ok(buf) => fresh_chunk(size, &buf[at..filled]),
+            Err(old) => fresh_chunk(size, &old[at..filled]),
+        }
     }
 
     /// etcd's isTornEntry: in the last file only, a record with an all-zero chunk

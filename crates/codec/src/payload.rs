@@ -109,16 +109,38 @@ pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
 ///
 /// The forms etcd and raft write (`08 type 10 term 18 index`, then `22 len data`
 /// filling the rest; `type` may be omitted) are parsed directly; anything else is
-/// left to prost, so the result is always prost's.
-pub fn decode_entry(data: &bytes::Bytes) -> Result<Entry, prost::DecodeError> {
-    if let Some(e) = parse_entry(data) {
-        return Ok(e);
-    }
-    Entry::decode(data.clone())
+/// left to prost, so the result is always prost's. Takes `data` by value: the
+/// entry's data is then `data` itself, advanced past the head, which costs no
+/// reference count.
+pub fn decode_entry(mut data: bytes::Bytes) -> Result<Entry, prost::DecodeError> {
+    use bytes::Buf;
+    let Some(head) = parse_entry(&data) else {
+        return Entry::decode(data);
+    };
+    let entry_data = head.data_at.map(|at| {
+        data.advance(at);
+        data
+    });
+    Ok(Entry {
+        r#type: head.r#type,
+        term: head.term,
+        index: head.index,
+        data: entry_data,
+    })
+}
+
+/// An entry's fields, parsed in place.
+#[derive(Debug, PartialEq)]
+struct EntryHead {
+    r#type: i32,
+    term: u64,
+    index: u64,
+    /// Where the data starts (`None`: no data field).
+    data_at: Option<usize>,
 }
 
 #[inline]
-fn parse_entry(b: &bytes::Bytes) -> Option<Entry> {
+fn parse_entry(b: &[u8]) -> Option<EntryHead> {
     use crate::decoder::read_varint;
     let mut i = 0;
     let mut r#type = 0i32;
@@ -138,7 +160,7 @@ fn parse_entry(b: &bytes::Bytes) -> Option<Entry> {
     }
     let (index, n) = read_varint(&b[i + 1..])?;
     i += 1 + n;
-    let data = if i == b.len() {
+    let data_at = if i == b.len() {
         None
     } else {
         if b[i] != 0x22 {
@@ -149,13 +171,13 @@ fn parse_entry(b: &bytes::Bytes) -> Option<Entry> {
         if len != (b.len() - i) as u64 {
             return None;
         }
-        Some(b.slice(i..))
+        Some(i)
     };
-    Some(Entry {
+    Some(EntryHead {
         r#type,
         term,
         index,
-        data,
+        data_at,
     })
 }
 
@@ -225,7 +247,7 @@ mod tests {
                 encode_entry(&e, form, &mut b);
                 let b = Bytes::from(b);
                 assert!(parse_entry(&b).is_some(), "{e:?} {form:?}");
-                assert_eq!(decode_entry(&b).unwrap(), e);
+                assert_eq!(decode_entry(b.clone()).unwrap(), e);
                 // Damage it: whatever the direct parse accepts, prost decodes alike.
                 let mut m = b.to_vec();
                 if !m.is_empty() {
@@ -236,11 +258,12 @@ mod tests {
                     }
                 }
                 let m = Bytes::from(m);
-                if let Some(fast) = parse_entry(&m) {
-                    assert_eq!(Ok(fast), Entry::decode(m.clone()).map_err(|_| ()), "{m:?}");
+                if parse_entry(&m).is_some() {
+                    let fast = decode_entry(m.clone()).map_err(|_| ());
+                    assert_eq!(fast, Entry::decode(m.clone()).map_err(|_| ()), "{m:?}");
                 }
                 assert_eq!(
-                    decode_entry(&m).map_err(|_| ()),
+                    decode_entry(m.clone()).map_err(|_| ()),
                     Entry::decode(m.clone()).map_err(|_| ())
                 );
             }

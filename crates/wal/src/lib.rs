@@ -486,7 +486,7 @@ fn read_records(
     matched: &mut bool,
 ) -> Result<End> {
     loop {
-        let rec = match stream.next()? {
+        let mut rec = match stream.next()? {
             Ok(r) => r,
             Err(end) => return Ok(end),
         };

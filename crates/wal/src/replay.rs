@@ -78,7 +78,7 @@ impl Replay {
 
     fn step(&mut self) -> Result<Option<Event>> {
         loop {
-            let rec = match self.stream.next()? {
+            let mut rec = match self.stream.next()? {
                 Ok(r) => r,
                 Err(end) => {
                     if let End::UnexpectedEof(e) = end {

@@ -30,9 +30,9 @@ impl Rec {
         }
     }
 
-    pub fn entry(&self) -> Result<Entry> {
-        let empty = Bytes::new();
-        wal_codec::decode_entry(self.data.as_ref().unwrap_or(&empty))
+    /// The entry in the record; takes the record's data, which becomes the entry's.
+    pub fn entry(&mut self) -> Result<Entry> {
+        wal_codec::decode_entry(self.data.take().unwrap_or_default())
             .map_err(|e| self.malformed("entry", e))
     }
 
