@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use wal_codec::{Decoder, Encoder, Record, RecordType, SegmentReader};
+use wal_suite::simfs::Rng;
 use wal_suite::{corpus_cases, wal_files};
 
 fn records() -> impl Strategy<Value = Vec<(i64, Option<Vec<u8>>)>> {
@@ -195,16 +196,13 @@ fn truncations_of_real_segments() {
 /// A reader that returns at most `max` bytes per call, varying, as a file may.
 struct Trickle {
     inner: std::io::Cursor<Vec<u8>>,
-    max: usize,
-    seed: u64,
+    max: u64,
+    rng: Rng,
 }
 
 impl std::io::Read for Trickle {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let n = out.len().min(1 + (self.seed as usize) % self.max);
+        let n = out.len().min(self.rng.range(1, self.max) as usize);
         self.inner.read(&mut out[..n])
     }
 }
@@ -217,13 +215,8 @@ impl std::io::Read for Trickle {
 #[test]
 fn records_across_read_chunks_stay_intact() {
     for seed in 1..=4u64 {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = Rng::new(seed);
+        let mut next = || rng.next_u64();
         let mut segs = Vec::new();
         let mut want: Vec<Vec<u8>> = Vec::new();
         let mut crc = 0;
@@ -257,7 +250,7 @@ fn records_across_read_chunks_stay_intact() {
                 Box::new(Trickle {
                     inner: std::io::Cursor::new(bytes),
                     max,
-                    seed: next() | 1,
+                    rng: Rng::new(next()),
                 }),
             ));
         }
