@@ -17,8 +17,10 @@
 //! converts them, which the journal must commit on every fdatasync). The zeros
 //! are synced at the hand-over, in the caller's cut, rather than as soon as they
 //! are written: their writeback then delays that one call instead of every
-//! fdatasync the WAL makes while it runs. See docs/benchmarks.md for the measured
-//! effect.
+//! fdatasync the WAL makes while it runs. [`Prepare::ZeroFillNoSync`] writes the
+//! zeros and never syncs them, for a WAL that never syncs: the file's pages are
+//! then in the page cache before the WAL appends to them. See docs/benchmarks.md
+//! for the measured effect.
 //!
 //! ```
 //! use std::io::Seek;
@@ -74,6 +76,19 @@ pub enum Prepare {
     /// them) before zero-filling again: a WAL writing faster than the disk can
     /// also write zeros gets etcd's behaviour rather than waiting at every cut.
     ZeroFill,
+    /// [`Prepare::ZeroFill`] without any sync, for a WAL that never syncs (etcd's
+    /// unsafe no-fsync mode): the zeros only put the file's pages in the page
+    /// cache, so the WAL's appends overwrite cached pages instead of adding a
+    /// page (and its block reservation) at every 4 KiB, work this thread then
+    /// does instead. Same bytes, same length; the same stop and back-off.
+    ZeroFillNoSync,
+}
+
+impl Prepare {
+    /// Whether zeros are written over the file before it is handed over.
+    pub fn zero_fills(self) -> bool {
+        matches!(self, Prepare::ZeroFill | Prepare::ZeroFillNoSync)
+    }
 }
 
 /// Zeros written per `write` call by [`write_zeros`], which checks whether to
@@ -488,9 +503,9 @@ impl Worker {
             None => {}
         }
         let mut unsynced_zeros = false;
-        if self.prepare == Prepare::ZeroFill && self.skip_zero_fill > 0 {
+        if self.prepare.zero_fills() && self.skip_zero_fill > 0 {
             self.skip_zero_fill -= 1;
-        } else if self.prepare == Prepare::ZeroFill {
+        } else if self.prepare.zero_fills() {
             let shared = Arc::clone(&self.shared);
             // Stop early when the WAL is waiting for this file, or on close.
             let waiting = move || {
@@ -510,7 +525,7 @@ impl Worker {
                 // faster than the disk can also take the zeros. Back off.
                 self.back_off();
             }
-            unsynced_zeros = matches!(zeroed, Ok(n) if n > 0);
+            unsynced_zeros = self.prepare == Prepare::ZeroFill && matches!(zeroed, Ok(n) if n > 0);
             if let Err(e) = zeroed {
                 tracing::error!(
                     path = %path.display(),

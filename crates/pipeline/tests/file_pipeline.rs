@@ -447,6 +447,18 @@ fn written(seen: &[Seen], name: &str) -> usize {
         .sum()
 }
 
+/// Waits (up to 2.5 s) until `bytes` have been written to `name`, then 20 ms
+/// more, so the pipeline has finished with the file.
+fn wait_until_written(seen: &std::sync::Mutex<Vec<Seen>>, name: &str, bytes: usize) {
+    for _ in 0..500 {
+        if written(&seen.lock().unwrap(), name) == bytes {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+}
+
 #[test]
 fn zeros_are_synced_at_hand_over_by_the_caller() {
     // The zeros of a prepared file stay unsynced while nobody asks for it (so
@@ -456,13 +468,8 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
     let size = 3 << 20;
     let (fs, seen) = recording(Duration::ZERO, false);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
-    for _ in 0..500 {
-        if written(&seen.lock().unwrap(), "0.tmp#0") == size as usize {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until_written(&seen, "0.tmp#0", size as usize);
+    std::thread::sleep(Duration::from_millis(30));
     assert_eq!(written(&seen.lock().unwrap(), "0.tmp#0"), size as usize);
     assert!(
         !seen
@@ -524,6 +531,38 @@ fn slow_zero_syncs_make_the_pipeline_back_off() {
     assert_eq!(
         read_dir(tdir.path()).unwrap(),
         ["0.wal", "1.wal", "2.wal", "3.wal"]
+    );
+}
+
+#[test]
+fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
+    // For a WAL that never syncs: every file gets its zeros (so its pages are in
+    // the page cache before the WAL writes), and nothing is ever synced.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording(Duration::ZERO, false);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFillNoSync);
+    let names = ["0.tmp#0", "1.tmp#1", "0.tmp#2"];
+    for (i, name) in names.iter().enumerate() {
+        // Ask once the file is ready, as a WAL slower than the zeroing does (a WAL
+        // that has to wait makes the pipeline back off instead).
+        wait_until_written(&seen, name, size as usize);
+        let mut f = fp.open().unwrap();
+        assert_eq!(f.stream_position().unwrap(), 0);
+        assert_eq!(fp.take_last_zero_sync(), None);
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert_eq!(bytes.len() as u64, size);
+        assert!(bytes.iter().all(|&b| b == 0));
+        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
+    }
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for name in names {
+        assert_eq!(written(&seen, name), size as usize, "{name}: {seen:?}");
+    }
+    assert!(
+        !seen.iter().any(|s| matches!(s, Seen::Sync(..))),
+        "{seen:?}"
     );
 }
 

@@ -128,7 +128,9 @@ impl Options {
     /// blocks are already written, so an fdatasync after an append does not also
     /// have to commit the conversion of unwritten extents (ext4, xfs), which makes
     /// appends markedly faster (docs/benchmarks.md). Off: etcd's `fallocate` only.
-    /// Ignored (off) with [`Options::unsafe_no_sync`], where nothing is synced.
+    /// With [`Options::unsafe_no_sync`] the zeros are written but never synced:
+    /// they put the segment's pages in the page cache ahead of the appends, which
+    /// then overwrite cached pages instead of adding new ones.
     pub fn zero_fill_segments(mut self, yes: bool) -> Self {
         self.zero_fill = yes;
         self
@@ -150,10 +152,10 @@ impl Options {
     }
 
     fn prepare(&self) -> wal_pipeline::Prepare {
-        if self.zero_fill && !self.unsafe_no_sync {
-            wal_pipeline::Prepare::ZeroFill
-        } else {
-            wal_pipeline::Prepare::Preallocate
+        match (self.zero_fill, self.unsafe_no_sync) {
+            (true, false) => wal_pipeline::Prepare::ZeroFill,
+            (true, true) => wal_pipeline::Prepare::ZeroFillNoSync,
+            (false, _) => wal_pipeline::Prepare::Preallocate,
         }
     }
 
@@ -322,10 +324,11 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         .seek(std::io::SeekFrom::End(0))
         .map_err(|e| Error::io("seeking", &tmp_file, e))?;
     f.preallocate(opts.segment_size, true)?;
-    if end == 0 && opts.prepare() == wal_pipeline::Prepare::ZeroFill {
-        // Written blocks make every later fdatasync cheaper; the bytes are the
-        // preallocated zeros either way. Synced with the records below.
-        wal_pipeline::zero_fill(&mut *f, opts.segment_size, || false)?;
+    if end == 0 && opts.prepare().zero_fills() {
+        // Written blocks make every later fdatasync cheaper (cached pages, every
+        // later write); the bytes are the preallocated zeros either way. Synced
+        // with the records below, unless nothing is.
+        wal_pipeline::write_zeros(&mut *f, opts.segment_size, || false)?;
         f.seek(std::io::SeekFrom::Start(end))
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
     }

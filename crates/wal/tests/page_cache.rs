@@ -35,11 +35,12 @@ fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Appends across several cuts, reopens, appends again; returns the directory.
-fn run(zero_fill: bool, root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let dir = root.join(if zero_fill { "zeroed" } else { "fallocated" });
+fn run(zero_fill: bool, no_sync: bool, root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let dir = root.join(format!("zero-fill-{zero_fill}-no-sync-{no_sync}"));
     let opts = wal::Options::new()
         .segment_size(64 * 1024)
-        .zero_fill_segments(zero_fill);
+        .zero_fill_segments(zero_fill)
+        .unsafe_no_sync(no_sync);
     let w = opts.create(&dir, Some(b"meta")).unwrap();
     let mut index = 0;
     for i in 0..60u64 {
@@ -74,22 +75,31 @@ fn run(zero_fill: bool, root: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn zero_filled_segments_are_byte_identical_to_fallocated_ones() {
+    // Synced, and never synced (where the zeros only fill the page cache ahead).
     let tmp = tempfile::tempdir().unwrap();
-    let zeroed = run(true, tmp.path());
-    let fallocated = run(false, tmp.path());
-    assert!(zeroed.len() >= 4, "several cuts: {:?}", zeroed.keys());
-    assert_eq!(
-        zeroed.keys().collect::<Vec<_>>(),
-        fallocated.keys().collect::<Vec<_>>()
+    let fallocated = run(false, false, tmp.path());
+    assert!(
+        fallocated.len() >= 4,
+        "several cuts: {:?}",
+        fallocated.keys()
     );
-    for (name, bytes) in &zeroed {
-        let other = &fallocated[name];
-        assert_eq!(bytes.len(), other.len(), "{name}: length");
-        assert!(bytes == other, "{name}: bytes differ");
+    for (zero_fill, no_sync) in [(true, false), (true, true), (false, true)] {
+        let other = run(zero_fill, no_sync, tmp.path());
+        let what = format!("zero fill {zero_fill}, no sync {no_sync}");
+        assert_eq!(
+            other.keys().collect::<Vec<_>>(),
+            fallocated.keys().collect::<Vec<_>>(),
+            "{what}"
+        );
+        for (name, bytes) in &other {
+            let want = &fallocated[name];
+            assert_eq!(bytes.len(), want.len(), "{what}: {name}: length");
+            assert!(bytes == want, "{what}: {name}: bytes differ");
+        }
+        // The tail keeps its preallocated length.
+        let last = other.values().last().unwrap();
+        assert_eq!(last.len(), 64 * 1024, "{what}");
     }
-    // The tail keeps its preallocated length.
-    let last = zeroed.values().last().unwrap();
-    assert_eq!(last.len(), 64 * 1024);
 }
 
 /// Bytes of `path` in the page cache, from util-linux's `fincore`; `None` when the
@@ -154,6 +164,45 @@ fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
     assert!(
         dropped < 64 << 10,
         "a finished segment left {dropped} bytes cached"
+    );
+}
+
+/// The cached bytes of the next segment a no-sync WAL's pipeline prepares, once
+/// it is ready (`None` without `fincore`).
+fn next_segment_cached(zero_fill: bool, root: &Path) -> Option<u64> {
+    let dir = root.join(format!("next-{zero_fill}"));
+    let opts = wal::Options::new()
+        .segment_size(1 << 20)
+        .unsafe_no_sync(true)
+        .zero_fill_segments(zero_fill);
+    let w = opts.create(&dir, None).unwrap();
+    let next = dir.join("0.tmp");
+    let mut cached = None;
+    // A fallocated file never fills the cache: a short look is enough.
+    for _ in 0..if zero_fill { 200 } else { 20 } {
+        cached = cached_bytes(&next);
+        if cached.is_none_or(|c| c >= 1 << 20) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    w.close().unwrap();
+    cached
+}
+
+#[test]
+fn a_wal_that_never_syncs_gets_its_next_segment_in_the_page_cache() {
+    // With `unsafe_no_sync`, zero-filling writes the zeros without syncing them:
+    // the next segment's pages are in the cache before the WAL appends to them.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let Some(zeroed) = next_segment_cached(true, root.path()) else {
+        return;
+    };
+    assert!(zeroed >= 1 << 20, "next segment: {zeroed} bytes cached");
+    let fallocated = next_segment_cached(false, root.path()).unwrap();
+    assert!(
+        fallocated < 64 << 10,
+        "without zero fill: {fallocated} bytes cached"
     );
 }
 
