@@ -80,7 +80,9 @@ pub enum Prepare {
     /// unsafe no-fsync mode): the zeros only put the file's pages in the page
     /// cache, so the WAL's appends overwrite cached pages instead of adding a
     /// page (and its block reservation) at every 4 KiB, work this thread then
-    /// does instead. Same bytes, same length; the same stop and back-off.
+    /// does instead. Same bytes, same length, the same early stop; but no
+    /// back-off: unsynced zeros take no disk time from the WAL, and every page
+    /// zeroed before the WAL asks is one its appends do not add.
     ZeroFillNoSync,
 }
 
@@ -520,7 +522,8 @@ impl Worker {
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 "wrote zeros over a new WAL segment",
             );
-            if matches!(zeroed, Ok(n) if n < self.size) || waiting() {
+            let late = matches!(zeroed, Ok(n) if n < self.size) || waiting();
+            if late && self.prepare == Prepare::ZeroFill {
                 // The WAL asked for this file before it was ready: it is writing
                 // faster than the disk can also take the zeros. Back off.
                 self.back_off();

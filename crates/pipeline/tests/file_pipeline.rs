@@ -567,6 +567,30 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
 }
 
 #[test]
+fn zero_fill_without_sync_does_not_back_off_when_the_wal_waits() {
+    // A WAL that asks for each file at once (faster than the zeroing) still gets
+    // the zeros written before it asked: with no sync they cost it no disk time.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 2 << 20;
+    let (fs, seen) = recording(Duration::ZERO, false);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFillNoSync);
+    for i in 0..4 {
+        let f = fp.open().unwrap();
+        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
+    }
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for name in ["0.tmp#0", "1.tmp#1", "0.tmp#2", "1.tmp#3"] {
+        // The zeroing checks whether to stop after each MiB.
+        assert!(written(&seen, name) >= 1 << 20, "{name}: {seen:?}");
+    }
+    assert!(
+        !seen.iter().any(|s| matches!(s, Seen::Sync(..))),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn failed_zero_sync_is_reported_and_the_file_removed() {
     // The hand-over sync fails (EIO): `open` returns the error naming the file,
     // the file is not handed over and not left behind, like a failed preallocation.
