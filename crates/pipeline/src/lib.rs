@@ -91,16 +91,23 @@ impl Prepare {
     pub fn zero_fills(self) -> bool {
         matches!(self, Prepare::ZeroFill | Prepare::ZeroFillNoSync)
     }
+
+    /// Zeros per `write` call when zero-filling ([`write_zeros`]). The page cache
+    /// sizes its folios by the write that adds them, and every later write into
+    /// a folio walks all of its blocks: appends that are never synced run up to
+    /// twice as fast into pages zeroed 64 KiB at a time as into pages zeroed
+    /// 1 MiB at a time, while synced 100 KB saves run about 10 % slower
+    /// (docs/benchmarks.md, lever 12).
+    pub fn zero_write_bytes(self) -> usize {
+        match self {
+            Prepare::ZeroFillNoSync => 64 << 10,
+            _ => 1 << 20,
+        }
+    }
 }
 
 /// Zeros written by [`write_zeros`] between two checks of whether to stop.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
-
-/// Zeros per `write` call. The page cache sizes its folios by the write that
-/// adds them, and every later write into a folio walks all of its blocks: small
-/// appends into pages zeroed 1 MiB at a time cost twice what they cost into
-/// pages zeroed 64 KiB at a time (docs/benchmarks.md, lever 12).
-const ZERO_WRITE_BYTES: usize = 64 << 10;
 
 /// The longest a [`Prepare::ZeroFill`] pipeline backs off (in files prepared
 /// etcd's way) after the WAL had to wait for a zero-filled file.
@@ -118,13 +125,14 @@ pub fn zero_fill(
     size: u64,
     stop: impl FnMut() -> bool,
 ) -> wal_fileutil::Result<u64> {
-    let done = write_zeros(f, size, stop)?;
+    let done = write_zeros(f, size, Prepare::ZeroFill.zero_write_bytes(), stop)?;
     f.sync_data()?;
     Ok(done)
 }
 
-/// Writes zeros over `[0, size)` of `f`, 64 KiB per write, without syncing them,
-/// and leaves the offset at 0. `stop()` is asked after each MiB and may end the
+/// Writes zeros over `[0, size)` of `f`, `write_bytes` per write (see
+/// [`Prepare::zero_write_bytes`]; 4 KiB to 1 MiB), without syncing them, and
+/// leaves the offset at 0. `stop()` is asked after each MiB and may end the
 /// zeroing early: the rest of the file is left as it was. Returns the bytes
 /// written.
 ///
@@ -135,17 +143,19 @@ pub fn zero_fill(
 pub fn write_zeros(
     f: &mut dyn WalFile,
     size: u64,
+    write_bytes: usize,
     mut stop: impl FnMut() -> bool,
 ) -> wal_fileutil::Result<u64> {
     let path = f.path().to_path_buf();
     let io = |e| wal_fileutil::Error::from_io("zero-fill", &path, e);
-    let zeros = vec![0u8; ZERO_WRITE_BYTES];
+    let write_bytes = write_bytes.clamp(4096, ZERO_CHUNK_BYTES);
+    let zeros = vec![0u8; write_bytes];
     f.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut done = 0u64;
     while done < size {
         let chunk_end = size.min(done + ZERO_CHUNK_BYTES as u64);
         while done < chunk_end {
-            let n = (chunk_end - done).min(ZERO_WRITE_BYTES as u64) as usize;
+            let n = (chunk_end - done).min(write_bytes as u64) as usize;
             f.write_all(&zeros[..n]).map_err(io)?;
             done += n as u64;
         }
@@ -523,7 +533,12 @@ impl Worker {
                 st.demand > 0 || st.closed
             };
             let started = std::time::Instant::now();
-            let zeroed = write_zeros(&mut *f, self.size, waiting.clone());
+            let zeroed = write_zeros(
+                &mut *f,
+                self.size,
+                self.prepare.zero_write_bytes(),
+                waiting.clone(),
+            );
             tracing::debug!(
                 path = %path.display(),
                 zeroed = ?zeroed.as_ref().ok(),

@@ -328,7 +328,13 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         // Written blocks make every later fdatasync cheaper (cached pages, every
         // later write); the bytes are the preallocated zeros either way. Synced
         // with the records below, unless nothing is.
-        wal_pipeline::write_zeros(&mut *f, opts.segment_size, || false)?;
+        let prepare = opts.prepare();
+        wal_pipeline::write_zeros(
+            &mut *f,
+            opts.segment_size,
+            prepare.zero_write_bytes(),
+            || false,
+        )?;
         f.seek(std::io::SeekFrom::Start(end))
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
     }
