@@ -92,11 +92,12 @@ impl Prepare {
         matches!(self, Prepare::ZeroFill | Prepare::ZeroFillNoSync)
     }
 
-    /// Zeros per `write` call when zero-filling ([`write_zeros`]). The page cache
-    /// sizes its folios by the write that adds them, and every later write into
-    /// a folio walks all of its blocks: appends that are never synced run up to
-    /// twice as fast into pages zeroed 64 KiB at a time as into pages zeroed
-    /// 1 MiB at a time, while synced 100 KB saves run about 10 % slower
+    /// Zeros per `write` call when zero-filling ([`write_zeros`]): 64 KiB for
+    /// [`Prepare::ZeroFillNoSync`], 1 MiB otherwise. The page cache sizes its
+    /// folios by the write that adds them, and every later write into a folio
+    /// walks all of its blocks: small appends that are never synced run up to
+    /// twice as fast into pages zeroed 64 KiB at a time, while fdatasync'ed
+    /// 100 KB saves ran about 10 % slower with them than with 1 MiB
     /// (docs/benchmarks.md, lever 12).
     pub fn zero_write_bytes(self) -> usize {
         match self {
