@@ -447,6 +447,14 @@ fn written(seen: &[Seen], name: &str) -> usize {
         .sum()
 }
 
+/// The fdatasyncs among `seen`, in order.
+fn syncs(seen: &[Seen]) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Sync(..)))
+        .cloned()
+        .collect()
+}
+
 /// Waits (up to 2.5 s) until `bytes` have been written to `name`, then 20 ms
 /// more, so the pipeline has finished with the file.
 fn wait_until_written(seen: &std::sync::Mutex<Vec<Seen>>, name: &str, bytes: usize) {
@@ -471,24 +479,16 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
     wait_until_written(&seen, "0.tmp#0", size as usize);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(written(&seen.lock().unwrap(), "0.tmp#0"), size as usize);
-    assert!(
-        !seen
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|s| matches!(s, Seen::Sync(..))),
-        "synced before anyone asked: {:?}",
-        seen.lock().unwrap()
+    assert_eq!(
+        syncs(&seen.lock().unwrap()),
+        [],
+        "synced before anyone asked"
     );
     let f = fp.open().unwrap();
-    let syncs: Vec<Seen> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| matches!(s, Seen::Sync(..)))
-        .cloned()
-        .collect();
-    assert_eq!(syncs, [Seen::Sync("0.tmp#0".into(), true)]);
+    assert_eq!(
+        syncs(&seen.lock().unwrap()),
+        [Seen::Sync("0.tmp#0".into(), true)]
+    );
     // The sync's duration is reported once, for the WAL's fsync metric.
     assert!(fp.take_last_zero_sync().is_some());
     assert_eq!(fp.take_last_zero_sync(), None);
@@ -567,10 +567,7 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
     for name in names {
         assert_eq!(written(&seen, name), size as usize, "{name}: {seen:?}");
     }
-    assert!(
-        !seen.iter().any(|s| matches!(s, Seen::Sync(..))),
-        "{seen:?}"
-    );
+    assert_eq!(syncs(&seen), [], "{seen:?}");
 }
 
 #[test]
@@ -591,10 +588,7 @@ fn zero_fill_without_sync_does_not_back_off_when_the_wal_waits() {
         // The zeroing checks whether to stop after each MiB.
         assert!(written(&seen, name) >= 1 << 20, "{name}: {seen:?}");
     }
-    assert!(
-        !seen.iter().any(|s| matches!(s, Seen::Sync(..))),
-        "{seen:?}"
-    );
+    assert_eq!(syncs(&seen), [], "{seen:?}");
 }
 
 #[test]
