@@ -3,7 +3,11 @@
 //! recovers (repairing a torn tail, as etcd's server does), checks the log against
 //! what was acknowledged, and restarts the child in the same directory.
 //!
-//! `CRASH_KILL_ROUNDS` (default 30) and `CRASH_SEED` size the run.
+//! The same again without fsync (`unsafe_no_sync`, whose segments are mapped and
+//! appended to by memory copies): a process crash must not lose a save that
+//! returned having flushed, since its bytes are in the page cache either way.
+//!
+//! `CRASH_KILL_ROUNDS` (default 30) and `CRASH_SEED` size each run.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,10 +29,13 @@ fn kill_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (dir, seed) = spec.split_once('|').expect("dir|seed");
+    let mut parts = spec.split('|');
+    let (Some(dir), Some(seed), Some(no_sync)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("dir|seed|no_sync");
+    };
     let seed: u64 = seed.parse().expect("seed");
     let dir = PathBuf::from(dir);
-    let opts = Options::new().segment_size(SEGMENT);
+    let opts = options(no_sync == "1");
     let (w, base) = match recover(&opts, &dir).expect("child recovery") {
         Recovered::NoWal => (
             opts.create(&dir, Some(b"kill suite")).expect("create"),
@@ -66,7 +73,12 @@ struct Round {
     synced: Option<u64>,
 }
 
-fn run_child(dir: &Path, seed: u64, kill_after: Duration) -> Round {
+/// The suite's WAL options: small segments, so a run crosses many cuts.
+fn options(no_sync: bool) -> Options {
+    Options::new().segment_size(SEGMENT).unsafe_no_sync(no_sync)
+}
+
+fn run_child(dir: &Path, seed: u64, no_sync: bool, kill_after: Duration) -> Round {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -75,7 +87,10 @@ fn run_child(dir: &Path, seed: u64, kill_after: Duration) -> Round {
             "--test-threads",
             "1",
         ])
-        .env(CHILD_ENV, format!("{}|{seed}", dir.display()))
+        .env(
+            CHILD_ENV,
+            format!("{}|{seed}|{}", dir.display(), u8::from(no_sync)),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -120,17 +135,35 @@ fn kill_suite() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    run_suite("kill", false);
+}
+
+#[test]
+fn kill_suite_without_fsync() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    run_suite("kill-no-fsync", true);
+}
+
+/// Kills and restarts the writer `CRASH_KILL_ROUNDS` times, checking after each.
+fn run_suite(name: &str, no_sync: bool) {
     let rounds = env_u64("CRASH_KILL_ROUNDS", 30);
     let seed0 = env_u64("CRASH_SEED", 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("wal");
-    let opts = Options::new().segment_size(SEGMENT);
+    let opts = options(no_sync);
     let mut rng = Rng::new(seed0);
     let mut base = Log::default();
     let (mut acked_checked, mut lost, mut wrong, mut steps_seen) = (0u64, 0u64, 0u64, 0u64);
     for round in 0..rounds {
         let seed = seed0.wrapping_mul(1000).wrapping_add(round);
-        let r = run_child(&dir, seed, Duration::from_millis(20 + rng.below(120)));
+        let r = run_child(
+            &dir,
+            seed,
+            no_sync,
+            Duration::from_millis(20 + rng.below(120)),
+        );
         if let Some(n) = r.base_reported {
             assert_eq!(
                 n,
@@ -175,7 +208,7 @@ fn kill_suite() {
         base = got;
     }
     println!(
-        "{{\"suite\": \"kill\", \"states\": {rounds}, \"acked_entries_checked\": {acked_checked}, \"lost\": {lost}, \"wrong\": {wrong}, \"panics\": 0, \"steps\": {steps_seen}, \"final_entries\": {}}}",
+        "{{\"suite\": \"{name}\", \"states\": {rounds}, \"acked_entries_checked\": {acked_checked}, \"lost\": {lost}, \"wrong\": {wrong}, \"panics\": 0, \"steps\": {steps_seen}, \"final_entries\": {}}}",
         base.entries.len()
     );
     assert_eq!((lost, wrong), (0, 0));

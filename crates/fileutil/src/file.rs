@@ -12,25 +12,82 @@ use crate::{prealloc, WalFile};
 /// the file is dropped, i.e. when its descriptor is closed).
 #[derive(Debug)]
 pub(crate) struct OsFile {
+    /// Set by [`WalFile::map_writes`]; dropped (unmapped) before `file` closes.
+    wmap: Option<WriteMap>,
     file: File,
     path: PathBuf,
 }
 
+/// A file mapped for writing: while it is set, the offset lives here (`pos`)
+/// rather than in the descriptor, and reads and writes are positional.
+#[derive(Debug)]
+struct WriteMap {
+    map: memmap2::MmapMut,
+    pos: u64,
+}
+
 impl OsFile {
     pub(crate) fn new(file: File, path: PathBuf) -> Self {
-        OsFile { file, path }
+        OsFile {
+            wmap: None,
+            file,
+            path,
+        }
+    }
+
+    /// Where a sync of the descriptor does not cover pages written through a
+    /// mapping, writes them first (msync). On Linux fsync and fdatasync do.
+    fn flush_map(&self) -> Result<()> {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        if let Some(w) = &self.wmap {
+            w.map.flush().map_err(io_err("msync", &self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the write mapping, if any, and puts its offset back into the
+    /// descriptor.
+    fn unmap(&mut self) -> Result<()> {
+        if let Some(w) = self.wmap.take() {
+            let pos = w.pos;
+            drop(w);
+            self.file
+                .seek(SeekFrom::Start(pos))
+                .map_err(io_err("seek", &self.path))?;
+        }
+        Ok(())
     }
 }
 
 impl Read for OsFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
+        match &mut self.wmap {
+            Some(w) => {
+                let n = self.file.read_at(buf, w.pos)?;
+                w.pos += n as u64;
+                Ok(n)
+            }
+            None => self.file.read(buf),
+        }
     }
 }
 
 impl Write for OsFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        let Some(w) = &mut self.wmap else {
+            return self.file.write(buf);
+        };
+        let n = match usize::try_from(w.pos) {
+            Ok(at) if at < w.map.len() => {
+                let n = buf.len().min(w.map.len() - at);
+                w.map[at..at + n].copy_from_slice(&buf[..n]);
+                n
+            }
+            // Past the mapped size: the file grows as with write(2).
+            _ => self.file.write_at(buf, w.pos)?,
+        };
+        w.pos += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -40,7 +97,21 @@ impl Write for OsFile {
 
 impl Seek for OsFile {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
+        let Some(w) = &mut self.wmap else {
+            return self.file.seek(pos);
+        };
+        let to = match pos {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => w.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        w.pos = to.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid seek to a negative or overflowing position",
+            )
+        })?;
+        Ok(w.pos)
     }
 }
 
@@ -50,11 +121,13 @@ impl WalFile for OsFile {
     }
 
     fn sync_all(&mut self) -> Result<()> {
+        self.flush_map()?;
         // std: fsync(2) on Linux, fcntl(F_FULLFSYNC) on Apple (etcd's Fsync).
         self.file.sync_all().map_err(io_err("fsync", &self.path))
     }
 
     fn sync_data(&mut self) -> Result<()> {
+        self.flush_map()?;
         // std: fdatasync(2) on Linux, fcntl(F_FULLFSYNC) on Apple (etcd's Fdatasync).
         self.file
             .sync_data()
@@ -66,6 +139,8 @@ impl WalFile for OsFile {
     }
 
     fn set_len(&mut self, size: u64) -> Result<()> {
+        // Pages past the new end must not stay mapped (SIGBUS).
+        self.unmap()?;
         self.file
             .set_len(size)
             .map_err(io_err("truncate", &self.path))
@@ -82,6 +157,7 @@ impl WalFile for OsFile {
     fn zero_to_end(&mut self) -> Result<()> {
         // etcd's ZeroToEnd: truncate to the offset, then re-extend with
         // fallocate (fresh blocks read as zeros and stay allocated).
+        self.unmap()?;
         let path = &self.path;
         let off = self.file.stream_position().map_err(io_err("seek", path))?;
         let lenf = self
@@ -121,6 +197,44 @@ impl WalFile for OsFile {
         let map = unsafe { memmap2::MmapOptions::new().map(&self.file) }
             .map_err(io_err("mmap", &self.path))?;
         Ok(Some(bytes::Bytes::from_owner(map)))
+    }
+
+    fn map_writes(&mut self, populate: bool) -> Result<bool> {
+        if self.wmap.is_some() {
+            return Ok(true);
+        }
+        let len = self.len()?;
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(false);
+        };
+        if len == 0 {
+            return Ok(false);
+        }
+        let pos = self
+            .file
+            .stream_position()
+            .map_err(io_err("seek", &self.path))?;
+        // SAFETY: a shared writable mapping of a file this process holds open
+        // (and, for the WAL, locked). What the compiler cannot check is that
+        // nobody truncates the file while it is mapped: a write to a page past
+        // the end raises SIGBUS. This type unmaps before its own truncations
+        // (`set_len`, `zero_to_end`), and `WalFile::map_writes` is documented
+        // for files no one else shrinks. Writes go through `&mut self` only, and
+        // reads of the same pages by others see what write(2) would have left.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file) }
+            .map_err(io_err("mmap", &self.path))?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if populate {
+            // Older kernels (before 5.14) refuse the advice: the pages then fault
+            // in at the first write instead.
+            if let Err(e) = map.advise(memmap2::Advice::PopulateWrite) {
+                tracing::debug!(path = %self.path.display(), error = %e, "populating a write mapping");
+            }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = populate;
+        self.wmap = Some(WriteMap { map, pos });
+        Ok(true)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {

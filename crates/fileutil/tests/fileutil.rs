@@ -432,3 +432,82 @@ fn map_shows_the_file_and_outlives_it() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(&bytes[..], &want[..]);
 }
+
+#[test]
+fn mapped_writes_land_in_the_file_and_past_the_map_grow_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("mapped");
+    let fs = os();
+    let mut f = fs
+        .open(&p, &OpenOptions::read_write().create(true))
+        .unwrap();
+    // An empty file has nothing to map: writes stay write(2)s.
+    assert!(!f.map_writes(true).unwrap());
+    f.preallocate(8192, true).unwrap();
+    f.seek(SeekFrom::Start(100)).unwrap();
+    assert!(f.map_writes(true).unwrap());
+    assert_eq!(f.stream_position().unwrap(), 100, "the offset carries over");
+    f.write_all(&[1u8; 8000]).unwrap();
+    // Crosses the mapped end (8192): the rest extends the file as write(2) would.
+    f.write_all(&[2u8; 200]).unwrap();
+    let mut want = vec![0u8; 100];
+    want.extend([1u8; 8000]);
+    want.extend([2u8; 200]);
+    assert_eq!(std::fs::read(&p).unwrap(), want, "visible before any sync");
+    assert_eq!(f.len().unwrap(), 8300);
+    assert_eq!(f.seek(SeekFrom::End(0)).unwrap(), 8300);
+    assert_eq!(f.seek(SeekFrom::Current(-300)).unwrap(), 8000);
+    let mut back = [0u8; 300];
+    f.read_exact(&mut back).unwrap();
+    assert_eq!(&back[..], &want[8000..]);
+    let err = f.seek(SeekFrom::Current(-9000)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(
+        f.stream_position().unwrap(),
+        8300,
+        "a failed seek moves nothing"
+    );
+    f.sync_data().unwrap();
+    // Truncating unmaps first (no page past the end stays mapped) and keeps the offset.
+    f.set_len(4096).unwrap();
+    assert_eq!(f.stream_position().unwrap(), 8300);
+    // Into what was mapped and is now past the end: a mapped write would SIGBUS.
+    f.seek(SeekFrom::Start(5000)).unwrap();
+    f.write_all(&[3u8; 4]).unwrap();
+    let got = std::fs::read(&p).unwrap();
+    assert_eq!(got.len(), 5004);
+    assert_eq!(&got[..4096], &want[..4096]);
+    assert!(got[4096..5000].iter().all(|&b| b == 0));
+    assert_eq!(&got[5000..], &[3u8; 4]);
+}
+
+#[test]
+fn a_mapped_file_releases_its_lock_when_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("locked");
+    let fs = os();
+    let opts = OpenOptions::read_write().create(true).lock(LockMode::Try);
+    let mut f = fs.open(&p, &opts).unwrap();
+    f.preallocate(4096, true).unwrap();
+    assert!(f.map_writes(false).unwrap());
+    f.write_all(b"held").unwrap();
+    assert!(fs.open(&p, &opts).is_err(), "locked while open");
+    drop(f);
+    // The mapping holds the open file description too: it must be gone as well.
+    let again = fs.open(&p, &opts).unwrap();
+    assert_eq!(&std::fs::read(again.path()).unwrap()[..4], b"held");
+}
+
+#[test]
+fn mapping_a_write_only_file_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("write-only");
+    let mut f = os().open(&p, &OpenOptions::write().create(true)).unwrap();
+    f.preallocate(4096, true).unwrap();
+    let err = f.map_writes(true).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("mmap") && msg.contains("write-only"), "{msg}");
+    // Writes still work, through write(2).
+    f.write_all(b"ok").unwrap();
+    assert_eq!(&std::fs::read(&p).unwrap()[..2], b"ok");
+}

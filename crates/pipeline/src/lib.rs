@@ -19,8 +19,10 @@
 //! are written: their writeback then delays that one call instead of every
 //! fdatasync the WAL makes while it runs. [`Prepare::ZeroFillNoSync`] writes the
 //! zeros and never syncs them, for a WAL that never syncs: the file's pages are
-//! then in the page cache before the WAL appends to them. See docs/benchmarks.md
-//! for the measured effect.
+//! then in the page cache before the WAL appends to them, and the file is handed
+//! over mapped for writing ([`WalFile::map_writes`]), so the WAL's appends are
+//! memory copies rather than `write(2)` calls. See docs/benchmarks.md for the
+//! measured effect.
 //!
 //! ```
 //! use std::io::Seek;
@@ -82,7 +84,10 @@ pub enum Prepare {
     /// page (and its block reservation) at every 4 KiB, work this thread then
     /// does instead. Same bytes, same length, the same early stop; but no
     /// back-off: unsynced zeros take no disk time from the WAL, and every page
-    /// zeroed before the WAL asks is one its appends do not add.
+    /// zeroed before the WAL asks is one its appends do not add. The file is
+    /// opened for reading too and handed over mapped for writing
+    /// ([`WalFile::map_writes`], populated unless the WAL is already waiting):
+    /// its appends then cost a memory copy instead of a system call.
     ZeroFillNoSync,
 }
 
@@ -499,8 +504,15 @@ impl Worker {
     /// zero-fill it, per [`Prepare`]).
     fn alloc(&mut self) -> wal_fileutil::Result<Prepared> {
         let path = self.dir.join(format!("{}.tmp", self.count % 2));
-        let opts = OpenOptions::write().create(true).lock(LockMode::Wait);
-        let mut f = self.fs.open(&path, &opts)?;
+        // A file to map for writing needs a descriptor that can also read.
+        let opts = if self.prepare == Prepare::ZeroFillNoSync {
+            OpenOptions::read_write()
+        } else {
+            OpenOptions::write()
+        };
+        let mut f = self
+            .fs
+            .open(&path, &opts.create(true).lock(LockMode::Wait))?;
         if let Err(e) = f.preallocate(self.size, true) {
             tracing::error!(
                 path = %path.display(),
@@ -565,6 +577,23 @@ impl Worker {
                 }
                 drop(f);
                 return Err(e);
+            }
+        }
+        if self.prepare == Prepare::ZeroFillNoSync {
+            // Map the file's pages for the WAL's writes (populated, unless the WAL
+            // is already waiting for this file: then they fault in as it writes).
+            let waiting = {
+                let st = self.shared.lock();
+                st.demand > 0 || st.closed
+            };
+            match f.map_writes(!waiting) {
+                Ok(mapped) => {
+                    tracing::debug!(path = %path.display(), mapped, populated = !waiting, "mapped a new WAL segment for writing")
+                }
+                // Not fatal: the WAL's writes then go through write(2).
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "failed to map a new WAL segment for writing")
+                }
             }
         }
         Ok(Prepared {

@@ -271,6 +271,8 @@ enum Seen {
     Write(String, usize),
     /// An fdatasync of a file, and whether it ran on the test's own thread.
     Sync(String, bool),
+    /// A file mapped for writing: whether populated, and whether it got mapped.
+    Map(String, bool, bool),
 }
 
 /// The real file system, recording writes and syncs; each sync of a file that
@@ -366,6 +368,15 @@ impl wal_fileutil::WalFile for RecordingFile {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
         self.inner.read_at(buf, offset)
+    }
+    fn map_writes(&mut self, populate: bool) -> wal_fileutil::Result<bool> {
+        let mapped = self.inner.map_writes(populate)?;
+        self.fs
+            .0
+            .lock()
+            .unwrap()
+            .push(Seen::Map(self.name.clone(), populate, mapped));
+        Ok(mapped)
     }
 }
 
@@ -492,6 +503,16 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
     // The sync's duration is reported once, for the WAL's fsync metric.
     assert!(fp.take_last_zero_sync().is_some());
     assert_eq!(fp.take_last_zero_sync(), None);
+    // A WAL that syncs writes with write(2): a mapping would make every
+    // fdatasync write-protect its pages and the next append fault.
+    assert!(
+        !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, Seen::Map(..))),
+        "mapped"
+    );
     drop(f);
     fp.close().unwrap();
 }
@@ -553,10 +574,21 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
         let bytes = std::fs::read(f.path()).unwrap();
         assert_eq!(bytes.len() as u64, size);
         assert!(bytes.iter().all(|&b| b == 0));
+        // Handed over mapped: the WAL's appends are copies into the page cache.
+        f.write_all(b"appended").unwrap();
+        assert_eq!(&std::fs::read(f.path()).unwrap()[..8], b"appended");
         std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
     }
     fp.close().unwrap();
     let seen = seen.lock().unwrap().clone();
+    for name in names {
+        let maps: Vec<_> = seen
+            .iter()
+            .filter(|s| matches!(s, Seen::Map(n, ..) if n == name))
+            .collect();
+        // Populated up front (the WAL asked only once the file was ready).
+        assert_eq!(maps, [&Seen::Map(name.into(), true, true)], "{seen:?}");
+    }
     // In writes of 64 KiB, so the page cache makes small folios, which later small
     // appends are cheaper to write into.
     assert!(
@@ -565,7 +597,8 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
         "{seen:?}"
     );
     for name in names {
-        assert_eq!(written(&seen, name), size as usize, "{name}: {seen:?}");
+        // The zeros, then the test's append.
+        assert_eq!(written(&seen, name), size as usize + 8, "{name}: {seen:?}");
     }
     assert_eq!(syncs(&seen), [], "{seen:?}");
 }

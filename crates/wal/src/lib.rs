@@ -316,10 +316,14 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
     fs.create_dir_all(tmp)?;
     let name = wal_name(0, 0);
     let tmp_file = tmp.join(&name);
-    let mut f = fs.open(
-        &tmp_file,
-        &OpenOptions::write().create(true).lock(LockMode::Wait),
-    )?;
+    // A segment to map for writing needs a descriptor that can also read.
+    let map_writes = opts.prepare() == wal_pipeline::Prepare::ZeroFillNoSync;
+    let open_opts = if map_writes {
+        OpenOptions::read_write()
+    } else {
+        OpenOptions::write()
+    };
+    let mut f = fs.open(&tmp_file, &open_opts.create(true).lock(LockMode::Wait))?;
     let end = f
         .seek(std::io::SeekFrom::End(0))
         .map_err(|e| Error::io("seeking", &tmp_file, e))?;
@@ -337,6 +341,11 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         )?;
         f.seek(std::io::SeekFrom::Start(end))
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
+        if map_writes {
+            // As the pipeline does for the next segments: appends become copies
+            // into the page cache.
+            f.map_writes(true)?;
+        }
     }
     let mut enc = Encoder::new(f, 0, end);
     let io_err = |e| Error::io("writing", &tmp_file, e);
