@@ -18,12 +18,18 @@ pub(crate) struct OsFile {
     path: PathBuf,
 }
 
+/// Writes at least this large go through `pwrite(2)` into pages of a mapped file
+/// that are not populated yet: a fault per 4 KiB page costs more than the call.
+const MAPPED_WRITE_MAX: usize = 32 << 10;
+
 /// A file mapped for writing: while it is set, the offset lives here (`pos`)
 /// rather than in the descriptor, and reads and writes are positional.
 #[derive(Debug)]
 struct WriteMap {
     map: memmap2::MmapMut,
     pos: u64,
+    /// `map[..populated]` is mapped in (`populate_writes`).
+    populated: usize,
 }
 
 impl OsFile {
@@ -78,12 +84,17 @@ impl Write for OsFile {
             return self.file.write(buf);
         };
         let n = match usize::try_from(w.pos) {
-            Ok(at) if at < w.map.len() => {
+            // A copy, unless it is large and would fault its pages in one by one:
+            // one pwrite adds them faster.
+            Ok(at)
+                if at < w.map.len()
+                    && (buf.len() < MAPPED_WRITE_MAX || at + buf.len() <= w.populated) =>
+            {
                 let n = buf.len().min(w.map.len() - at);
                 w.map[at..at + n].copy_from_slice(&buf[..n]);
                 n
             }
-            // Past the mapped size: the file grows as with write(2).
+            // Past the mapped size the file grows, as with write(2).
             _ => self.file.write_at(buf, w.pos)?,
         };
         w.pos += n as u64;
@@ -199,7 +210,7 @@ impl WalFile for OsFile {
         Ok(Some(bytes::Bytes::from_owner(map)))
     }
 
-    fn map_writes(&mut self, populate: bool) -> Result<bool> {
+    fn map_writes(&mut self) -> Result<bool> {
         if self.wmap.is_some() {
             return Ok(true);
         }
@@ -223,18 +234,31 @@ impl WalFile for OsFile {
         // reads of the same pages by others see what write(2) would have left.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file) }
             .map_err(io_err("mmap", &self.path))?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if populate {
-            // Older kernels (before 5.14) refuse the advice: the pages then fault
-            // in at the first write instead.
-            if let Err(e) = map.advise(memmap2::Advice::PopulateWrite) {
-                tracing::debug!(path = %self.path.display(), error = %e, "populating a write mapping");
-            }
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let _ = populate;
-        self.wmap = Some(WriteMap { map, pos });
+        self.wmap = Some(WriteMap {
+            map,
+            pos,
+            populated: 0,
+        });
         Ok(true)
+    }
+
+    fn populate_writes(&mut self, len: u64) -> Result<u64> {
+        let Some(w) = &mut self.wmap else {
+            return Ok(0);
+        };
+        let from = w.populated;
+        let n = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(w.map.len() - from);
+        if n == 0 {
+            return Ok(0);
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        w.map
+            .advise_range(memmap2::Advice::PopulateWrite, from, n)
+            .map_err(io_err("madvise(MADV_POPULATE_WRITE)", &self.path))?;
+        w.populated = from + n;
+        Ok(n as u64)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {

@@ -76,25 +76,34 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
         Ok(None)
     }
 
-    /// Turns later writes into memory copies: maps the file's current size
-    /// shared and writable, so each write at the offset within it lands in the
+    /// Turns later small writes into memory copies: maps the file's current
+    /// size shared and writable, so a write at the offset within it lands in the
     /// page cache without a system call (the bytes and their durability are
-    /// those of `write(2)`: fdatasync covers them). Writes past the mapped size
-    /// still go through `pwrite(2)`. `populate` also maps every page up front
-    /// (`MADV_POPULATE_WRITE`), so the writes take no page faults. Returns
-    /// whether the file is now mapped; `false` where that is not available (the
-    /// default), and writes go on as before. Needs a descriptor open for
-    /// reading and writing.
+    /// those of `write(2)`: fdatasync covers them). Writes past the mapped size,
+    /// and large writes into pages not yet populated
+    /// ([`populate_writes`](WalFile::populate_writes)), still go through
+    /// `pwrite(2)`. Returns whether the file is now mapped; `false` where that is
+    /// not available (the default), and writes go on as before. Needs a
+    /// descriptor open for reading and writing.
     ///
-    /// For a WAL that never syncs, whose appends otherwise spend most of their
-    /// time in `write(2)`. Only for files no one else truncates while mapped: a
-    /// write to a mapped page past the end of the file kills the process
-    /// (SIGBUS), as can a disk error reading back an evicted page (etcd stops
-    /// on a failed WAL write either way). [`set_len`](WalFile::set_len) and
-    /// [`zero_to_end`](WalFile::zero_to_end) unmap the file first.
-    fn map_writes(&mut self, populate: bool) -> Result<bool> {
-        let _ = populate;
+    /// For a WAL that never syncs, whose small appends otherwise spend most of
+    /// their time in `write(2)`. Only for files no one else truncates while
+    /// mapped: a write to a mapped page past the end of the file kills the
+    /// process (SIGBUS), as can a disk error reading back an evicted page (etcd
+    /// stops on a failed WAL write either way). [`set_len`](WalFile::set_len)
+    /// and [`zero_to_end`](WalFile::zero_to_end) unmap the file first.
+    fn map_writes(&mut self) -> Result<bool> {
         Ok(false)
+    }
+
+    /// Maps the next `len` bytes of a [`map_writes`](WalFile::map_writes)
+    /// mapping in (`MADV_POPULATE_WRITE`), from the start on, so writes there
+    /// take no page faults; called ahead of the writer, in steps, by whoever has
+    /// time (the file pipeline). Returns the bytes populated by this call: 0
+    /// once all are, or when the file is not mapped (the default).
+    fn populate_writes(&mut self, len: u64) -> Result<u64> {
+        let _ = len;
+        Ok(0)
     }
 }
 

@@ -442,10 +442,14 @@ fn mapped_writes_land_in_the_file_and_past_the_map_grow_it() {
         .open(&p, &OpenOptions::read_write().create(true))
         .unwrap();
     // An empty file has nothing to map: writes stay write(2)s.
-    assert!(!f.map_writes(true).unwrap());
+    assert!(!f.map_writes().unwrap());
+    assert_eq!(f.populate_writes(4096).unwrap(), 0, "nothing mapped");
     f.preallocate(8192, true).unwrap();
     f.seek(SeekFrom::Start(100)).unwrap();
-    assert!(f.map_writes(true).unwrap());
+    assert!(f.map_writes().unwrap());
+    assert_eq!(f.populate_writes(4096).unwrap(), 4096);
+    assert_eq!(f.populate_writes(1 << 20).unwrap(), 4096, "the rest");
+    assert_eq!(f.populate_writes(1 << 20).unwrap(), 0, "all populated");
     assert_eq!(f.stream_position().unwrap(), 100, "the offset carries over");
     f.write_all(&[1u8; 8000]).unwrap();
     // Crosses the mapped end (8192): the rest extends the file as write(2) would.
@@ -489,7 +493,7 @@ fn a_mapped_file_releases_its_lock_when_dropped() {
     let opts = OpenOptions::read_write().create(true).lock(LockMode::Try);
     let mut f = fs.open(&p, &opts).unwrap();
     f.preallocate(4096, true).unwrap();
-    assert!(f.map_writes(false).unwrap());
+    assert!(f.map_writes().unwrap());
     f.write_all(b"held").unwrap();
     assert!(fs.open(&p, &opts).is_err(), "locked while open");
     drop(f);
@@ -504,10 +508,37 @@ fn mapping_a_write_only_file_is_an_error_naming_it() {
     let p = tmp.path().join("write-only");
     let mut f = os().open(&p, &OpenOptions::write().create(true)).unwrap();
     f.preallocate(4096, true).unwrap();
-    let err = f.map_writes(true).unwrap_err();
+    let err = f.map_writes().unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("mmap") && msg.contains("write-only"), "{msg}");
     // Writes still work, through write(2).
     f.write_all(b"ok").unwrap();
     assert_eq!(&std::fs::read(&p).unwrap()[..2], b"ok");
+}
+
+#[test]
+fn large_and_small_writes_into_a_mapping_land_in_order() {
+    // Large writes into pages not populated yet take pwrite(2), the rest are
+    // copies: either way the bytes are where the offset says.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("mixed");
+    let mut f = os()
+        .open(&p, &OpenOptions::read_write().create(true))
+        .unwrap();
+    f.preallocate(512 << 10, true).unwrap();
+    assert!(f.map_writes().unwrap());
+    let mut want = Vec::new();
+    for (i, len) in [100usize << 10, 1000, 40 << 10, 7].into_iter().enumerate() {
+        let chunk = vec![i as u8 + 1; len];
+        f.write_all(&chunk).unwrap();
+        want.extend(chunk);
+    }
+    assert_eq!(f.populate_writes(u64::MAX).unwrap(), 512 << 10);
+    let big = vec![9u8; 200 << 10];
+    f.write_all(&big).unwrap();
+    want.extend(big);
+    let got = std::fs::read(&p).unwrap();
+    assert_eq!(got.len(), 512 << 10);
+    assert!(got[..want.len()] == want[..], "bytes differ");
+    assert!(got[want.len()..].iter().all(|&b| b == 0));
 }

@@ -86,8 +86,9 @@ pub enum Prepare {
     /// back-off: unsynced zeros take no disk time from the WAL, and every page
     /// zeroed before the WAL asks is one its appends do not add. The file is
     /// opened for reading too and handed over mapped for writing
-    /// ([`WalFile::map_writes`], populated unless the WAL is already waiting):
-    /// its appends then cost a memory copy instead of a system call.
+    /// ([`WalFile::map_writes`], populated from the start until the WAL asks
+    /// for it): its small appends then cost a memory copy instead of a system
+    /// call.
     ZeroFillNoSync,
 }
 
@@ -114,6 +115,10 @@ impl Prepare {
 
 /// Zeros written by [`write_zeros`] between two checks of whether to stop.
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// Bytes of a mapped file populated between two checks of whether the WAL
+/// waits for it.
+const POPULATE_STEP_BYTES: u64 = 4 << 20;
 
 /// The longest a [`Prepare::ZeroFill`] pipeline backs off (in files prepared
 /// etcd's way) after the WAL had to wait for a zero-filled file.
@@ -580,26 +585,49 @@ impl Worker {
             }
         }
         if self.prepare == Prepare::ZeroFillNoSync {
-            // Map the file's pages for the WAL's writes (populated, unless the WAL
-            // is already waiting for this file: then they fault in as it writes).
-            let waiting = {
-                let st = self.shared.lock();
-                st.demand > 0 || st.closed
-            };
-            match f.map_writes(!waiting) {
-                Ok(mapped) => {
-                    tracing::debug!(path = %path.display(), mapped, populated = !waiting, "mapped a new WAL segment for writing")
-                }
-                // Not fatal: the WAL's writes then go through write(2).
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "failed to map a new WAL segment for writing")
-                }
-            }
+            self.map_for_writes(&mut *f);
         }
         Ok(Prepared {
             file: f,
             unsynced_zeros,
         })
+    }
+
+    /// Maps a zero-filled file for the WAL's writes, and populates the mapping
+    /// from the start, [`POPULATE_STEP_BYTES`] at a time, until the WAL asks for
+    /// the file: pages it reaches unpopulated fault in as it writes (or take a
+    /// `pwrite` for large writes). Failing to map is not fatal: the WAL's writes
+    /// then go through `write(2)`.
+    fn map_for_writes(&self, f: &mut dyn WalFile) {
+        let path = f.path().to_path_buf();
+        match f.map_writes() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "failed to map a new WAL segment for writing");
+                return;
+            }
+        }
+        let mut populated = 0u64;
+        loop {
+            let waiting = {
+                let st = self.shared.lock();
+                st.demand > 0 || st.closed
+            };
+            if waiting {
+                break;
+            }
+            match f.populate_writes(POPULATE_STEP_BYTES) {
+                Ok(0) => break,
+                Ok(n) => populated += n,
+                Err(e) => {
+                    // Older kernels (before 5.14) lack the advice: pages fault in.
+                    tracing::debug!(path = %path.display(), error = %e, "populating a write mapping");
+                    break;
+                }
+            }
+        }
+        tracing::debug!(path = %path.display(), populated, "mapped a new WAL segment for writing");
     }
 
     /// Prepares the next 1, 2, 4, ... (up to [`MAX_ZERO_FILL_BACKOFF`]) files

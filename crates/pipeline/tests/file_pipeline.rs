@@ -271,8 +271,10 @@ enum Seen {
     Write(String, usize),
     /// An fdatasync of a file, and whether it ran on the test's own thread.
     Sync(String, bool),
-    /// A file mapped for writing: whether populated, and whether it got mapped.
-    Map(String, bool, bool),
+    /// A file mapped for writing, and whether it got mapped.
+    Map(String, bool),
+    /// Bytes of a file's write mapping populated.
+    Populate(String, u64),
 }
 
 /// The real file system, recording writes and syncs; each sync of a file that
@@ -369,14 +371,23 @@ impl wal_fileutil::WalFile for RecordingFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
         self.inner.read_at(buf, offset)
     }
-    fn map_writes(&mut self, populate: bool) -> wal_fileutil::Result<bool> {
-        let mapped = self.inner.map_writes(populate)?;
+    fn map_writes(&mut self) -> wal_fileutil::Result<bool> {
+        let mapped = self.inner.map_writes()?;
         self.fs
             .0
             .lock()
             .unwrap()
-            .push(Seen::Map(self.name.clone(), populate, mapped));
+            .push(Seen::Map(self.name.clone(), mapped));
         Ok(mapped)
+    }
+    fn populate_writes(&mut self, len: u64) -> wal_fileutil::Result<u64> {
+        let n = self.inner.populate_writes(len)?;
+        self.fs
+            .0
+            .lock()
+            .unwrap()
+            .push(Seen::Populate(self.name.clone(), n));
+        Ok(n)
     }
 }
 
@@ -586,8 +597,16 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
             .iter()
             .filter(|s| matches!(s, Seen::Map(n, ..) if n == name))
             .collect();
-        // Populated up front (the WAL asked only once the file was ready).
-        assert_eq!(maps, [&Seen::Map(name.into(), true, true)], "{seen:?}");
+        assert_eq!(maps, [&Seen::Map(name.into(), true)], "{seen:?}");
+        // Populated all through (the WAL asked only once the file was ready).
+        let populated: u64 = seen
+            .iter()
+            .map(|s| match s {
+                Seen::Populate(n, b) if n == name => *b,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(populated, size, "{name}: {seen:?}");
     }
     // In writes of 64 KiB, so the page cache makes small folios, which later small
     // appends are cheaper to write into.

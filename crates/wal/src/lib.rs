@@ -343,8 +343,21 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
         if map_writes {
             // As the pipeline does for the next segments: appends become copies
-            // into the page cache.
-            f.map_writes(true)?;
+            // into the page cache. Neither failing to map nor to populate is
+            // fatal: writes then go through write(2), or fault their pages in.
+            match f.map_writes() {
+                Ok(true) => {
+                    while let Ok(n) = f.populate_writes(u64::MAX) {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(path = %tmp_file.display(), error = %e, "failed to map a new WAL segment for writing");
+                }
+            }
         }
     }
     let mut enc = Encoder::new(f, 0, end);
