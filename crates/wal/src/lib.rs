@@ -129,8 +129,13 @@ impl Options {
     /// have to commit the conversion of unwritten extents (ext4, xfs), which makes
     /// appends markedly faster (docs/benchmarks.md). Off: etcd's `fallocate` only.
     /// With [`Options::unsafe_no_sync`] the zeros are written but never synced:
-    /// they put the segment's pages in the page cache ahead of the appends, which
-    /// then overwrite cached pages instead of adding new ones.
+    /// they put the segment's pages in the page cache ahead of the appends, and
+    /// the segment is mapped for writing (`WalFile::map_writes`), so a small
+    /// append is a memory copy into those pages instead of a `write` call. What
+    /// a crash of the process leaves is the same; but a disk error on a page the
+    /// kernel must read back, or someone else truncating the segment, then kills
+    /// the process (SIGBUS) instead of failing the save (etcd exits on a failed
+    /// save anyway). Turn zero-fill off to keep `write` calls without fsync.
     pub fn zero_fill_segments(mut self, yes: bool) -> Self {
         self.zero_fill = yes;
         self
