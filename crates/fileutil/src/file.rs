@@ -210,15 +210,15 @@ impl WalFile for OsFile {
         Ok(Some(bytes::Bytes::from_owner(map)))
     }
 
-    fn map_writes(&mut self) -> Result<bool> {
+    fn map_writes(&mut self, len: u64) -> Result<bool> {
         if self.wmap.is_some() {
             return Ok(true);
         }
-        let len = self.len()?;
+        let len = len.min(self.len()?);
         let Ok(len) = usize::try_from(len) else {
             return Ok(false);
         };
-        if len == 0 {
+        if len == 0 || !crate::overwrites_in_place_fd(&self.file) {
             return Ok(false);
         }
         let pos = self

@@ -76,23 +76,28 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
         Ok(None)
     }
 
-    /// Turns later small writes into memory copies: maps the file's current
-    /// size shared and writable, so a write at the offset within it lands in the
-    /// page cache without a system call (the bytes and their durability are
-    /// those of `write(2)`: fdatasync covers them). Writes past the mapped size,
-    /// and large writes into pages not yet populated
+    /// Turns later small writes into memory copies: maps `[0, len)` of the file
+    /// (at most its size) shared and writable, so a write at the offset within
+    /// it lands in the page cache without a system call (the bytes and their
+    /// durability are those of `write(2)`: fdatasync covers them). Writes past
+    /// the mapped length, and large writes into pages not yet populated
     /// ([`populate_writes`](WalFile::populate_writes)), still go through
-    /// `pwrite(2)`. Returns whether the file is now mapped; `false` where that is
-    /// not available (the default), and writes go on as before. Needs a
-    /// descriptor open for reading and writing.
+    /// `pwrite(2)`. Returns whether the file is now mapped: `false` where that
+    /// is not available (the default), and on file systems where overwriting a
+    /// block may allocate ([`overwrites_in_place`](crate::overwrites_in_place));
+    /// writes then go on as before. Needs a descriptor open for reading and
+    /// writing.
     ///
     /// For a WAL that never syncs, whose small appends otherwise spend most of
-    /// their time in `write(2)`. Only for files no one else truncates while
-    /// mapped: a write to a mapped page past the end of the file kills the
-    /// process (SIGBUS), as can a disk error reading back an evicted page (etcd
-    /// stops on a failed WAL write either way). [`set_len`](WalFile::set_len)
-    /// and [`zero_to_end`](WalFile::zero_to_end) unmap the file first.
-    fn map_writes(&mut self) -> Result<bool> {
+    /// their time in `write(2)`. Map only bytes already written (zeros), so no
+    /// write through the mapping needs a new block: it could only report a full
+    /// disk as SIGBUS. Only for files no one else truncates while mapped: a
+    /// write to a mapped page past the end of the file kills the process
+    /// (SIGBUS), as can a disk error reading back an evicted page (etcd stops
+    /// on a failed WAL write either way). [`set_len`](WalFile::set_len) and
+    /// [`zero_to_end`](WalFile::zero_to_end) unmap the file first.
+    fn map_writes(&mut self, len: u64) -> Result<bool> {
+        let _ = len;
         Ok(false)
     }
 

@@ -259,3 +259,31 @@ pub fn is_dir_writeable(path: &Path) -> Result<()> {
     }
     OsFs.remove_file(&touch)
 }
+
+/// Whether the file system holding `path` overwrites a written block where it
+/// lies (ext2/3/4, xfs, tmpfs), so a write through a mapping of written bytes
+/// never has to allocate, and so can never fail for space (a failure a mapping
+/// could only report as SIGBUS). [`WalFile::map_writes`] maps only there; on
+/// others (copy-on-write file systems, network and overlay file systems, and
+/// any this crate cannot tell) writes stay `write(2)` calls. False if `path`
+/// cannot be examined.
+pub fn overwrites_in_place(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| overwrites_in_place_fd(&f))
+}
+
+/// [`overwrites_in_place`] for an open file.
+pub(crate) fn overwrites_in_place_fd(f: &std::fs::File) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::statfs::{fstatfs, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC};
+        fstatfs(f).is_ok_and(|s| {
+            let t = s.filesystem_type();
+            t == EXT4_SUPER_MAGIC || t == XFS_SUPER_MAGIC || t == TMPFS_MAGIC
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = f;
+        false
+    }
+}

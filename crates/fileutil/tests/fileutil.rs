@@ -16,9 +16,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use wal_fileutil::{
-    create_dir_all, dir_empty, exist, fsync_dir, is_dir_writeable, os, read_dir, read_dir_ext,
-    touch_dir_all, Error, FileSystem, LockMode, OpenOptions, OsFs, PRIVATE_DIR_MODE,
-    PRIVATE_FILE_MODE,
+    create_dir_all, dir_empty, exist, fsync_dir, is_dir_writeable, os, overwrites_in_place,
+    read_dir, read_dir_ext, touch_dir_all, Error, FileSystem, LockMode, OpenOptions, OsFs,
+    PRIVATE_DIR_MODE, PRIVATE_FILE_MODE,
 };
 
 fn mode_of(p: &Path) -> u32 {
@@ -442,13 +442,17 @@ fn mapped_writes_land_in_the_file_and_past_the_map_grow_it() {
         .open(&p, &OpenOptions::read_write().create(true))
         .unwrap();
     // An empty file has nothing to map: writes stay write(2)s.
-    assert!(!f.map_writes().unwrap());
+    assert!(!f.map_writes(u64::MAX).unwrap());
     assert_eq!(f.populate_writes(4096).unwrap(), 0, "nothing mapped");
     f.preallocate(8192, true).unwrap();
     f.seek(SeekFrom::Start(100)).unwrap();
-    assert!(f.map_writes().unwrap());
-    assert_eq!(f.populate_writes(4096).unwrap(), 4096);
-    assert_eq!(f.populate_writes(1 << 20).unwrap(), 4096, "the rest");
+    // Mapped where overwriting never allocates (ext4, xfs, tmpfs: CI's disk).
+    let mapped = f.map_writes(u64::MAX).unwrap();
+    assert_eq!(mapped, overwrites_in_place(tmp.path()));
+    if mapped {
+        assert_eq!(f.populate_writes(4096).unwrap(), 4096);
+        assert_eq!(f.populate_writes(1 << 20).unwrap(), 4096, "the rest");
+    }
     assert_eq!(f.populate_writes(1 << 20).unwrap(), 0, "all populated");
     assert_eq!(f.stream_position().unwrap(), 100, "the offset carries over");
     f.write_all(&[1u8; 8000]).unwrap();
@@ -493,7 +497,7 @@ fn a_mapped_file_releases_its_lock_when_dropped() {
     let opts = OpenOptions::read_write().create(true).lock(LockMode::Try);
     let mut f = fs.open(&p, &opts).unwrap();
     f.preallocate(4096, true).unwrap();
-    assert!(f.map_writes().unwrap());
+    assert_eq!(f.map_writes(4096).unwrap(), overwrites_in_place(tmp.path()));
     f.write_all(b"held").unwrap();
     assert!(fs.open(&p, &opts).is_err(), "locked while open");
     drop(f);
@@ -508,7 +512,12 @@ fn mapping_a_write_only_file_is_an_error_naming_it() {
     let p = tmp.path().join("write-only");
     let mut f = os().open(&p, &OpenOptions::write().create(true)).unwrap();
     f.preallocate(4096, true).unwrap();
-    let err = f.map_writes().unwrap_err();
+    if !overwrites_in_place(tmp.path()) {
+        // Never mapped there, so never an error either.
+        assert!(!f.map_writes(4096).unwrap());
+        return;
+    }
+    let err = f.map_writes(4096).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("mmap") && msg.contains("write-only"), "{msg}");
     // Writes still work, through write(2).
@@ -526,14 +535,20 @@ fn large_and_small_writes_into_a_mapping_land_in_order() {
         .open(&p, &OpenOptions::read_write().create(true))
         .unwrap();
     f.preallocate(512 << 10, true).unwrap();
-    assert!(f.map_writes().unwrap());
+    // Only the first 384 KiB: the rest is written with pwrite(2).
+    assert_eq!(
+        f.map_writes(384 << 10).unwrap(),
+        overwrites_in_place(tmp.path())
+    );
     let mut want = Vec::new();
     for (i, len) in [100usize << 10, 1000, 40 << 10, 7].into_iter().enumerate() {
         let chunk = vec![i as u8 + 1; len];
         f.write_all(&chunk).unwrap();
         want.extend(chunk);
     }
-    assert_eq!(f.populate_writes(u64::MAX).unwrap(), 512 << 10);
+    if overwrites_in_place(tmp.path()) {
+        assert_eq!(f.populate_writes(u64::MAX).unwrap(), 384 << 10);
+    }
     let big = vec![9u8; 200 << 10];
     f.write_all(&big).unwrap();
     want.extend(big);
@@ -541,4 +556,29 @@ fn large_and_small_writes_into_a_mapping_land_in_order() {
     assert_eq!(got.len(), 512 << 10);
     assert!(got[..want.len()] == want[..], "bytes differ");
     assert!(got[want.len()..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn only_file_systems_that_overwrite_in_place_get_mapped_writes() {
+    // procfs is not one of them, nor is a path that does not exist.
+    assert!(!overwrites_in_place(Path::new("/proc/self/status")));
+    assert!(!overwrites_in_place(Path::new("/nonexistent/wal")));
+    // tmpfs is (where /dev/shm is one, as on most Linux machines).
+    let shm = Path::new("/dev/shm");
+    let is_tmpfs = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
+    if is_tmpfs {
+        let tmp = tempfile::tempdir_in(shm).unwrap();
+        assert!(overwrites_in_place(tmp.path()));
+        let p = tmp.path().join("seg");
+        let mut f = os()
+            .open(&p, &OpenOptions::read_write().create(true))
+            .unwrap();
+        f.preallocate(8192, true).unwrap();
+        assert!(f.map_writes(8192).unwrap());
+        f.write_all(b"on tmpfs").unwrap();
+        assert_eq!(&std::fs::read(&p).unwrap()[..8], b"on tmpfs");
+    }
 }

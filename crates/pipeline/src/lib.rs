@@ -541,6 +541,7 @@ impl Worker {
             None => {}
         }
         let mut unsynced_zeros = false;
+        let mut zeroed_bytes = 0;
         if self.prepare.zero_fills() && self.skip_zero_fill > 0 {
             self.skip_zero_fill -= 1;
         } else if self.prepare.zero_fills() {
@@ -570,6 +571,7 @@ impl Worker {
                 self.back_off();
             }
             unsynced_zeros = self.prepare == Prepare::ZeroFill && matches!(zeroed, Ok(n) if n > 0);
+            zeroed_bytes = *zeroed.as_ref().unwrap_or(&0);
             if let Err(e) = zeroed {
                 tracing::error!(
                     path = %path.display(),
@@ -585,7 +587,7 @@ impl Worker {
             }
         }
         if self.prepare == Prepare::ZeroFillNoSync {
-            self.map_for_writes(&mut *f);
+            self.map_for_writes(&mut *f, zeroed_bytes);
         }
         Ok(Prepared {
             file: f,
@@ -593,14 +595,16 @@ impl Worker {
         })
     }
 
-    /// Maps a zero-filled file for the WAL's writes, and populates the mapping
+    /// Maps the zero-filled part of a file (`zeroed` bytes from the start; the
+    /// rest, if the zeroing stopped early, is written with `write(2)`) for the
+    /// WAL's writes, and populates the mapping
     /// from the start, [`POPULATE_STEP_BYTES`] at a time, until the WAL asks for
     /// the file: pages it reaches unpopulated fault in as it writes (or take a
     /// `pwrite` for large writes). Failing to map is not fatal: the WAL's writes
     /// then go through `write(2)`.
-    fn map_for_writes(&self, f: &mut dyn WalFile) {
+    fn map_for_writes(&self, f: &mut dyn WalFile, zeroed: u64) {
         let path = f.path().to_path_buf();
-        match f.map_writes() {
+        match f.map_writes(zeroed) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

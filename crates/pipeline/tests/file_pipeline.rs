@@ -271,8 +271,8 @@ enum Seen {
     Write(String, usize),
     /// An fdatasync of a file, and whether it ran on the test's own thread.
     Sync(String, bool),
-    /// A file mapped for writing, and whether it got mapped.
-    Map(String, bool),
+    /// A file mapped for writing: the bytes asked for, and whether it got mapped.
+    Map(String, u64, bool),
     /// Bytes of a file's write mapping populated.
     Populate(String, u64),
 }
@@ -371,13 +371,13 @@ impl wal_fileutil::WalFile for RecordingFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
         self.inner.read_at(buf, offset)
     }
-    fn map_writes(&mut self) -> wal_fileutil::Result<bool> {
-        let mapped = self.inner.map_writes()?;
+    fn map_writes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
+        let mapped = self.inner.map_writes(len)?;
         self.fs
             .0
             .lock()
             .unwrap()
-            .push(Seen::Map(self.name.clone(), mapped));
+            .push(Seen::Map(self.name.clone(), len, mapped));
         Ok(mapped)
     }
     fn populate_writes(&mut self, len: u64) -> wal_fileutil::Result<u64> {
@@ -597,7 +597,9 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
             .iter()
             .filter(|s| matches!(s, Seen::Map(n, ..) if n == name))
             .collect();
-        assert_eq!(maps, [&Seen::Map(name.into(), true)], "{seen:?}");
+        // The zeroed bytes, all of them; mapped where overwriting never allocates.
+        let mapped = wal_fileutil::overwrites_in_place(tdir.path());
+        assert_eq!(maps, [&Seen::Map(name.into(), size, mapped)], "{seen:?}");
         // Populated all through (the WAL asked only once the file was ready).
         let populated: u64 = seen
             .iter()
@@ -606,7 +608,7 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
                 _ => 0,
             })
             .sum();
-        assert_eq!(populated, size, "{name}: {seen:?}");
+        assert_eq!(populated, if mapped { size } else { 0 }, "{name}: {seen:?}");
     }
     // In writes of 64 KiB, so the page cache makes small folios, which later small
     // appends are cheaper to write into.

@@ -10,7 +10,7 @@
 //! - [`Wal::read_all`] returns the metadata, the last hard state and the entries
 //!   after the snapshot, and (in write mode) readies the WAL for appends;
 //! - [`Wal::save`], [`Wal::save_snapshot`] append; segments are cut automatically;
-//! - [`verify`], [`valid_snapshot_entries`] and [`repair`] inspect or fix a directory;
+//! - [`verify()`], [`valid_snapshot_entries`] and [`repair`] inspect or fix a directory;
 //! - [`Replay`] streams the records without holding every entry in memory.
 //!
 //! ```
@@ -135,7 +135,10 @@ impl Options {
     /// a crash of the process leaves is the same; but a disk error on a page the
     /// kernel must read back, or someone else truncating the segment, then kills
     /// the process (SIGBUS) instead of failing the save (etcd exits on a failed
-    /// save anyway). Turn zero-fill off to keep `write` calls without fsync.
+    /// save anyway). Only on file systems that overwrite written blocks in place
+    /// (`wal_fileutil::overwrites_in_place`: ext4, xfs, tmpfs), so a full disk is
+    /// still a failed save. Turn zero-fill off to keep `write` calls without
+    /// fsync.
     pub fn zero_fill_segments(mut self, yes: bool) -> Self {
         self.zero_fill = yes;
         self
@@ -350,7 +353,7 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
             // As the pipeline does for the next segments: appends become copies
             // into the page cache. Neither failing to map nor to populate is
             // fatal: writes then go through write(2), or fault their pages in.
-            match f.map_writes() {
+            match f.map_writes(opts.segment_size) {
                 Ok(true) => {
                     while let Ok(n) = f.populate_writes(u64::MAX) {
                         if n == 0 {
