@@ -597,11 +597,11 @@ impl Worker {
 
     /// Maps the zero-filled part of a file (`zeroed` bytes from the start; the
     /// rest, if the zeroing stopped early, is written with `write(2)`) for the
-    /// WAL's writes, and populates the mapping
-    /// from the start, [`POPULATE_STEP_BYTES`] at a time, until the WAL asks for
-    /// the file: pages it reaches unpopulated fault in as it writes (or take a
-    /// `pwrite` for large writes). Failing to map is not fatal: the WAL's writes
-    /// then go through `write(2)`.
+    /// WAL's writes, and populates the mapping from the start,
+    /// [`POPULATE_STEP_BYTES`] at a time, until the WAL asks for the file: pages
+    /// it reaches unpopulated fault in as it writes (or take a `pwrite` for large
+    /// writes). Failing to map is not fatal: the WAL's writes then go through
+    /// `write(2)`.
     fn map_for_writes(&self, f: &mut dyn WalFile, zeroed: u64) {
         let path = f.path().to_path_buf();
         match f.map_writes(zeroed) {
