@@ -98,6 +98,17 @@ impl Prepare {
         matches!(self, Prepare::ZeroFill | Prepare::ZeroFillNoSync)
     }
 
+    /// How to open a new segment for this way of preparing it: write-only, as
+    /// etcd does, but for [`Prepare::ZeroFillNoSync`], whose segments are also
+    /// mapped for writing ([`map_zeros_for_writes`]), which needs a descriptor
+    /// that can read too.
+    pub fn open_options(self) -> OpenOptions {
+        match self {
+            Prepare::ZeroFillNoSync => OpenOptions::read_write(),
+            _ => OpenOptions::write(),
+        }
+    }
+
     /// Zeros per `write` call when zero-filling ([`write_zeros`]): 64 KiB for
     /// [`Prepare::ZeroFillNoSync`], 1 MiB otherwise. The page cache sizes its
     /// folios by the write that adds them, and every later write into a folio
@@ -176,6 +187,41 @@ pub fn write_zeros(
     }
     f.seek(SeekFrom::Start(0)).map_err(io)?;
     Ok(done)
+}
+
+/// Maps the first `zeroed` bytes of `f` (written zeros) for writing
+/// ([`WalFile::map_writes`]) and populates the mapping from the start, 4 MiB at
+/// a time, until `stop()` says to stop: pages the writer reaches unpopulated
+/// fault in as it writes (or take a `pwrite`, for large writes), and bytes past
+/// `zeroed` are written with `write(2)`. Returns the bytes populated. Failing
+/// to map is not fatal, only logged: writes then go through `write(2)` as
+/// before; nor is failing to populate (kernels before 5.14 lack the advice).
+pub fn map_zeros_for_writes(
+    f: &mut dyn WalFile,
+    zeroed: u64,
+    mut stop: impl FnMut() -> bool,
+) -> u64 {
+    let mut populated = 0u64;
+    match f.map_writes(zeroed) {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => {
+            tracing::warn!(path = %f.path().display(), error = %e, "failed to map a new WAL segment for writing");
+            return 0;
+        }
+    }
+    while !stop() {
+        match f.populate_writes(POPULATE_STEP_BYTES) {
+            Ok(0) => break,
+            Ok(n) => populated += n,
+            Err(e) => {
+                tracing::debug!(path = %f.path().display(), error = %e, "populating a write mapping");
+                break;
+            }
+        }
+    }
+    tracing::debug!(path = %f.path().display(), populated, "mapped a new WAL segment for writing");
+    populated
 }
 
 /// A file ready to hand over.
@@ -509,15 +555,12 @@ impl Worker {
     /// zero-fill it, per [`Prepare`]).
     fn alloc(&mut self) -> wal_fileutil::Result<Prepared> {
         let path = self.dir.join(format!("{}.tmp", self.count % 2));
-        // A file to map for writing needs a descriptor that can also read.
-        let opts = if self.prepare == Prepare::ZeroFillNoSync {
-            OpenOptions::read_write()
-        } else {
-            OpenOptions::write()
-        };
-        let mut f = self
-            .fs
-            .open(&path, &opts.create(true).lock(LockMode::Wait))?;
+        let opts = self
+            .prepare
+            .open_options()
+            .create(true)
+            .lock(LockMode::Wait);
+        let mut f = self.fs.open(&path, &opts)?;
         if let Err(e) = f.preallocate(self.size, true) {
             tracing::error!(
                 path = %path.display(),
@@ -587,51 +630,17 @@ impl Worker {
             }
         }
         if self.prepare == Prepare::ZeroFillNoSync {
-            self.map_for_writes(&mut *f, zeroed_bytes);
+            // Populated until the WAL asks for the file.
+            let shared = Arc::clone(&self.shared);
+            map_zeros_for_writes(&mut *f, zeroed_bytes, move || {
+                let st = shared.lock();
+                st.demand > 0 || st.closed
+            });
         }
         Ok(Prepared {
             file: f,
             unsynced_zeros,
         })
-    }
-
-    /// Maps the zero-filled part of a file (`zeroed` bytes from the start; the
-    /// rest, if the zeroing stopped early, is written with `write(2)`) for the
-    /// WAL's writes, and populates the mapping from the start,
-    /// [`POPULATE_STEP_BYTES`] at a time, until the WAL asks for the file: pages
-    /// it reaches unpopulated fault in as it writes (or take a `pwrite` for large
-    /// writes). Failing to map is not fatal: the WAL's writes then go through
-    /// `write(2)`.
-    fn map_for_writes(&self, f: &mut dyn WalFile, zeroed: u64) {
-        let path = f.path().to_path_buf();
-        match f.map_writes(zeroed) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "failed to map a new WAL segment for writing");
-                return;
-            }
-        }
-        let mut populated = 0u64;
-        loop {
-            let waiting = {
-                let st = self.shared.lock();
-                st.demand > 0 || st.closed
-            };
-            if waiting {
-                break;
-            }
-            match f.populate_writes(POPULATE_STEP_BYTES) {
-                Ok(0) => break,
-                Ok(n) => populated += n,
-                Err(e) => {
-                    // Older kernels (before 5.14) lack the advice: pages fault in.
-                    tracing::debug!(path = %path.display(), error = %e, "populating a write mapping");
-                    break;
-                }
-            }
-        }
-        tracing::debug!(path = %path.display(), populated, "mapped a new WAL segment for writing");
     }
 
     /// Prepares the next 1, 2, 4, ... (up to [`MAX_ZERO_FILL_BACKOFF`]) files

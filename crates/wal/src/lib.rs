@@ -324,23 +324,19 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
     fs.create_dir_all(tmp)?;
     let name = wal_name(0, 0);
     let tmp_file = tmp.join(&name);
-    // A segment to map for writing needs a descriptor that can also read.
-    let map_writes = opts.prepare() == wal_pipeline::Prepare::ZeroFillNoSync;
-    let open_opts = if map_writes {
-        OpenOptions::read_write()
-    } else {
-        OpenOptions::write()
-    };
-    let mut f = fs.open(&tmp_file, &open_opts.create(true).lock(LockMode::Wait))?;
+    let prepare = opts.prepare();
+    let mut f = fs.open(
+        &tmp_file,
+        &prepare.open_options().create(true).lock(LockMode::Wait),
+    )?;
     let end = f
         .seek(std::io::SeekFrom::End(0))
         .map_err(|e| Error::io("seeking", &tmp_file, e))?;
     f.preallocate(opts.segment_size, true)?;
-    if end == 0 && opts.prepare().zero_fills() {
+    if end == 0 && prepare.zero_fills() {
         // Written blocks make every later fdatasync cheaper (cached pages, every
         // later write); the bytes are the preallocated zeros either way. Synced
         // with the records below, unless nothing is.
-        let prepare = opts.prepare();
         wal_pipeline::write_zeros(
             &mut *f,
             opts.segment_size,
@@ -349,23 +345,10 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         )?;
         f.seek(std::io::SeekFrom::Start(end))
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
-        if map_writes {
+        if prepare == wal_pipeline::Prepare::ZeroFillNoSync {
             // As the pipeline does for the next segments: appends become copies
-            // into the page cache. Neither failing to map nor to populate is
-            // fatal: writes then go through write(2), or fault their pages in.
-            match f.map_writes(opts.segment_size) {
-                Ok(true) => {
-                    while let Ok(n) = f.populate_writes(u64::MAX) {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(path = %tmp_file.display(), error = %e, "failed to map a new WAL segment for writing");
-                }
-            }
+            // into the page cache.
+            wal_pipeline::map_zeros_for_writes(&mut *f, opts.segment_size, || false);
         }
     }
     let mut enc = Encoder::new(f, 0, end);
