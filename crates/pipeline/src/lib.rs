@@ -44,7 +44,7 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wal_fileutil::{FileSystem, LockMode, OpenOptions, WalFile};
 
@@ -73,8 +73,8 @@ pub enum Prepare {
     /// to them. Same bytes, same length. If the WAL asks for the file before the
     /// zeroing is done, the zeroing stops at the next MiB and the rest stays
     /// merely preallocated. When the WAL had to wait like that, or when syncing
-    /// the zeros took more than a quarter of the time since the previous
-    /// hand-over, the next files are prepared etcd's way (1, 2, 4, ... up to 16 of
+    /// the zeros took more than half the time since the previous hand-over
+    /// (a WAL writing near the disk's bandwidth), the next files are prepared etcd's way (1, 2, 4, ... up to 16 of
     /// them) before zero-filling again: a WAL writing faster than the disk can
     /// also write zeros gets etcd's behaviour rather than waiting at every cut.
     ZeroFill,
@@ -136,9 +136,25 @@ const POPULATE_STEP_BYTES: u64 = 4 << 20;
 const MAX_ZERO_FILL_BACKOFF: u32 = 16;
 
 /// Syncing a file's zeros at hand-over may take at most this fraction of the time
-/// since the previous hand-over before the pipeline backs off: beyond it, the
-/// zeros cost the WAL more disk time than the written blocks save it.
-const MAX_ZERO_SYNC_SHARE: f64 = 0.25;
+/// since the previous hand-over before the pipeline backs off
+/// ([`zero_sync_too_slow`]).
+const MAX_ZERO_SYNC_SHARE: f64 = 0.5;
+
+/// Whether syncing a segment's zeros at hand-over (`took`) cost the WAL too much
+/// for the segment before it, which lived `since_last`: then the pipeline backs
+/// off to etcd's way for a while. The stall is the same at every cut (one
+/// segment's zeros, 15-20 ms on the benchmark VM); what differs is how long the
+/// WAL runs between stalls. Measured there (docs/benchmarks.md, lever 14): 100 KB
+/// fdatasync'ed saves fill a zero-filled segment in 65-100 ms, so the sync is
+/// 0.16-0.31 of it, and each save is ~90 us faster than into a fallocated
+/// segment (about 55 ms per segment, three times what the sync costs); 1 MB
+/// saves fill one in 21-26 ms (0.6-0.73), where one save in 64 would wait out
+/// the sync. Half separates the two with a margin on both sides; a quarter
+/// made the 100 KB WAL fall back on noise alone (a slower sync now and then),
+/// for a whole segment of slower saves each time.
+fn zero_sync_too_slow(took: Duration, since_last: Duration) -> bool {
+    took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * since_last.as_secs_f64()
+}
 
 /// [`write_zeros`], then one fdatasync, so the zeroed blocks are written on disk
 /// when it returns. Returns the bytes zeroed (and synced).
@@ -418,8 +434,7 @@ impl FilePipeline {
         }
         let mut st = self.shared.lock();
         if let Some(took) = synced {
-            st.zero_sync_too_slow =
-                Some(took.as_secs_f64() > MAX_ZERO_SYNC_SHARE * since_last.as_secs_f64());
+            st.zero_sync_too_slow = Some(zero_sync_too_slow(took, since_last));
             st.last_zero_sync = Some(took);
         }
         st.last_handover = Instant::now();
@@ -667,5 +682,25 @@ impl Worker {
                 st.close_error = Some(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_syncs_are_too_slow_only_for_a_wal_near_the_disks_bandwidth() {
+        let ms = Duration::from_millis;
+        // Measured on the benchmark VM (docs/benchmarks.md, lever 14): 100 KB
+        // fdatasync'ed saves keep their zero-filled segments, even with a slow
+        // sync now and then...
+        assert!(!zero_sync_too_slow(ms(16), ms(72)));
+        assert!(!zero_sync_too_slow(ms(22), ms(70)));
+        // ...1 MB saves back off to etcd's way.
+        assert!(zero_sync_too_slow(ms(16), ms(23)));
+        assert!(zero_sync_too_slow(ms(15), ms(21)));
+        // A WAL that waited no time at all for its previous segment.
+        assert!(zero_sync_too_slow(ms(1), Duration::ZERO));
     }
 }

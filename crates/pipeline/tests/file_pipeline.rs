@@ -530,7 +530,7 @@ fn zeros_are_synced_at_hand_over_by_the_caller() {
 
 #[test]
 fn slow_zero_syncs_make_the_pipeline_back_off() {
-    // Syncing each file's zeros takes far longer than a quarter of the time
+    // Syncing each file's zeros takes far longer than half the time
     // between hand-overs (a WAL writing as fast as the disk): once the first
     // verdict is in, files are prepared etcd's way (preallocated, no zeros).
     let tdir = tempfile::tempdir().unwrap();
