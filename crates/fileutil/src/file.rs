@@ -18,9 +18,7 @@ pub(crate) struct OsFile {
     path: PathBuf,
 }
 
-/// Writes at least this large go through `pwrite(2)` into pages of a mapped file
-/// that are not populated yet: a fault per 4 KiB page costs more than the call.
-const MAPPED_WRITE_MAX: usize = 32 << 10;
+use crate::MAPPED_WRITE_MAX;
 
 /// A file mapped for writing: while it is set, the offset lives here (`pos`)
 /// rather than in the descriptor, and reads and writes are positional.

@@ -52,6 +52,13 @@ pub use crate::error::{Error, Result};
 pub use crate::fs::{os, FileSystem, OsFs, WalFile};
 pub use crate::purge::{purge_once, spawn_purger, PurgeReport, Purger};
 
+/// Writes at least this large into a file mapped for writing
+/// ([`WalFile::map_writes`]) go through `pwrite(2)` unless their pages are
+/// populated ([`WalFile::populate_writes`]): a fault per 4 KiB page costs more
+/// than the call. A writer whose writes are mostly this large gains nothing
+/// from the mapping.
+pub const MAPPED_WRITE_MAX: usize = 32 << 10;
+
 /// Owner read/write: the mode of every file the WAL creates (etcd `PrivateFileMode`).
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Owner-only directory: the mode of every directory the WAL creates (etcd `PrivateDirMode`).

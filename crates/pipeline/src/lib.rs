@@ -87,8 +87,9 @@ pub enum Prepare {
     /// zeroed before the WAL asks is one its appends do not add. The file is
     /// opened for reading too and handed over mapped for writing
     /// ([`WalFile::map_writes`], populated from the start until the WAL asks
-    /// for it): its small appends then cost a memory copy instead of a system
-    /// call.
+    /// for it), unless the WAL said its writes are large
+    /// ([`FilePipeline::set_map_writes`]): its small appends then cost a
+    /// memory copy instead of a system call.
     ZeroFillNoSync,
 }
 
@@ -258,6 +259,9 @@ struct State {
     zero_sync_too_slow: Option<bool>,
     /// How long the last `open` spent syncing zeros, until taken.
     last_zero_sync: Option<std::time::Duration>,
+    /// Whether [`Prepare::ZeroFillNoSync`] files are mapped for writing
+    /// ([`FilePipeline::set_map_writes`]).
+    map_writes: bool,
     /// Number of `open` calls waiting for the slot.
     demand: usize,
     /// Set by `close`: the thread stops.
@@ -336,6 +340,7 @@ impl FilePipeline {
                 last_handover: Instant::now(),
                 zero_sync_too_slow: None,
                 last_zero_sync: None,
+                map_writes: true,
                 demand: 0,
                 closed: false,
                 close_error: None,
@@ -439,6 +444,17 @@ impl FilePipeline {
         }
         st.last_handover = Instant::now();
         Ok(file)
+    }
+
+    /// Whether the [`Prepare::ZeroFillNoSync`] files prepared from now on are
+    /// handed over mapped for writing (the default) or not. For a WAL to say
+    /// whether its writes are mostly small: large ones
+    /// ([`wal_fileutil::MAPPED_WRITE_MAX`] or more) go through `pwrite(2)`
+    /// unless populated, and the mapping then costs more than it saves (100 KB
+    /// saves without fsync ran 7-10 % slower mapped: docs/benchmarks.md,
+    /// lever 15).
+    pub fn set_map_writes(&self, on: bool) {
+        self.shared.lock().map_writes = on;
     }
 
     /// How long the last [`open`](FilePipeline::open) spent fdatasyncing the
@@ -644,7 +660,7 @@ impl Worker {
                 return Err(e);
             }
         }
-        if self.prepare == Prepare::ZeroFillNoSync {
+        if self.prepare == Prepare::ZeroFillNoSync && self.shared.lock().map_writes {
             // Populated until the WAL asks for the file.
             let shared = Arc::clone(&self.shared);
             map_zeros_for_writes(&mut *f, zeroed_bytes, move || {

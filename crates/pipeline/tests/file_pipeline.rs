@@ -625,6 +625,36 @@ fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
 }
 
 #[test]
+fn a_wal_of_large_writes_gets_its_next_files_zeroed_but_not_mapped() {
+    // After set_map_writes(false) the files prepared are zero-filled as before
+    // but handed over unmapped: large writes gain nothing from a mapping.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording(Duration::ZERO, false);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFillNoSync);
+    fp.set_map_writes(false);
+    for i in 0..3 {
+        let mut f = fp.open().unwrap();
+        f.write_all(b"appended").unwrap();
+        assert_eq!(&std::fs::read(f.path()).unwrap()[..8], b"appended");
+        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
+    }
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // The first file may have been prepared before the word came; the next
+    // ones were prepared after it.
+    for name in ["1.tmp#1", "0.tmp#2"] {
+        assert_eq!(written(&seen, name), size as usize + 8, "{seen:?}");
+        assert!(
+            !seen
+                .iter()
+                .any(|s| matches!(s, Seen::Map(n, ..) if n == name)),
+            "{name} mapped: {seen:?}"
+        );
+    }
+}
+
+#[test]
 fn zero_fill_without_sync_does_not_back_off_when_the_wal_waits() {
     // A WAL that asks for each file at once (faster than the zeroing) still gets
     // the zeros written before it asked: with no sync they cost it no disk time.

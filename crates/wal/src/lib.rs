@@ -60,6 +60,11 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1000 * 1000;
 /// An fdatasync slower than this is logged as a warning (etcd's `warnSyncDuration`).
 const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
 
+/// Flushes into a segment after which a WAL that never syncs first tells its
+/// pipeline whether to map the next segments (`Inner::advise_map_writes`); it
+/// tells again at every cut.
+const MAP_ADVICE_FLUSHES: u64 = 16;
+
 /// What [`Wal::read_all`] returns: etcd's `(metadata, state, ents)`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadAll {
@@ -272,6 +277,11 @@ struct Tail {
     seq: u64,
     index: u64,
     enc: Encoder<Box<dyn WalFile>>,
+    /// Flushes into this segment since `from`, its size when this process took
+    /// it (a WAL that never syncs flushes once per save): how large its writes
+    /// were.
+    flushes: u64,
+    from: u64,
 }
 
 struct Inner {
@@ -347,8 +357,10 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
             .map_err(|e| Error::io("seeking", &tmp_file, e))?;
         if prepare == wal_pipeline::Prepare::ZeroFillNoSync {
             // As the pipeline does for the next segments: appends become copies
-            // into the page cache.
-            wal_pipeline::map_zeros_for_writes(&mut *f, opts.segment_size, || false);
+            // into the page cache. Not populated here: populating all of it
+            // on the creating thread made the saves that followed slower
+            // (docs/benchmarks.md, lever 15); the writes fault the pages in.
+            wal_pipeline::map_zeros_for_writes(&mut *f, opts.segment_size, || true);
         }
     }
     let mut enc = Encoder::new(f, 0, end);
@@ -371,6 +383,8 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
             seq: 0,
             index: 0,
             enc,
+            flushes: 0,
+            from: 0,
         }),
         pipeline: None,
         state: HardState::default(),
@@ -753,11 +767,14 @@ impl Inner {
                 .drain(..)
                 .map(|(_, _, index, file)| Locked { index, _file: file })
                 .collect();
+            let from = enc.position();
             self.tail = Some(Tail {
                 path,
                 seq,
                 index,
                 enc,
+                flushes: 0,
+                from,
             });
         }
         self.metadata = out.metadata.clone();
@@ -839,6 +856,19 @@ impl Inner {
         self.sync(opts)
     }
 
+    /// Tells the pipeline whether to map the next segments for writing
+    /// (a WAL that never syncs): only if this one's writes were small, since
+    /// large ones go through `pwrite(2)` anyway.
+    fn advise_map_writes(&self, opts: &Options) {
+        if opts.prepare() != wal_pipeline::Prepare::ZeroFillNoSync {
+            return;
+        }
+        if let (Some(t), Some(p)) = (&self.tail, &self.pipeline) {
+            let per_flush = t.enc.position().saturating_sub(t.from) / t.flushes.max(1);
+            p.set_map_writes(per_flush < wal_fileutil::MAPPED_WRITE_MAX as u64);
+        }
+    }
+
     fn tail_mut(&mut self) -> Result<&mut Tail> {
         self.tail.as_mut().ok_or(Error::NotWritable {
             reason: "read_all must read the WAL before appending",
@@ -850,7 +880,11 @@ impl Inner {
         tail.enc
             .flush()
             .map_err(|e| Error::io("writing", &tail.path, e))?;
+        tail.flushes += 1;
         if opts.unsafe_no_sync {
+            if tail.flushes == MAP_ADVICE_FLUSHES {
+                self.advise_map_writes(opts);
+            }
             return Ok(());
         }
         let start = Instant::now();
@@ -884,6 +918,7 @@ impl Inner {
                 pipeline.drop_cache_later(t.path.clone());
             }
         }
+        self.advise_map_writes(opts);
         let new_file = pipeline.open()?;
         if let Some(took) = pipeline.take_last_zero_sync() {
             observe_fsync(took);
@@ -908,6 +943,8 @@ impl Inner {
             seq,
             index,
             enc,
+            flushes: 0,
+            from: 0,
         });
         let tail = self.tail_mut()?;
         let io_err = |e| Error::io("writing", &tmp_path, e);
