@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, Result};
-use crate::{prealloc, WalFile};
+use crate::{prealloc, WalFile, MAPPED_WRITE_MAX};
 
 /// An open file on the OS file system, possibly holding a lock (released when
 /// the file is dropped, i.e. when its descriptor is closed).
@@ -17,8 +17,6 @@ pub(crate) struct OsFile {
     file: File,
     path: PathBuf,
 }
-
-use crate::MAPPED_WRITE_MAX;
 
 /// A file mapped for writing: while it is set, the offset lives here (`pos`)
 /// rather than in the descriptor, and reads and writes are positional.

@@ -74,9 +74,10 @@ pub enum Prepare {
     /// zeroing is done, the zeroing stops at the next MiB and the rest stays
     /// merely preallocated. When the WAL had to wait like that, or when syncing
     /// the zeros took more than half the time since the previous hand-over
-    /// (a WAL writing near the disk's bandwidth), the next files are prepared etcd's way (1, 2, 4, ... up to 16 of
-    /// them) before zero-filling again: a WAL writing faster than the disk can
-    /// also write zeros gets etcd's behaviour rather than waiting at every cut.
+    /// (a WAL writing near the disk's bandwidth), the next files are prepared
+    /// etcd's way (1, 2, 4, ... up to 16 of them) before zero-filling again: a
+    /// WAL writing faster than the disk can also write zeros gets etcd's
+    /// behaviour rather than waiting at every cut.
     ZeroFill,
     /// [`Prepare::ZeroFill`] without any sync, for a WAL that never syncs (etcd's
     /// unsafe no-fsync mode): the zeros only put the file's pages in the page
