@@ -177,6 +177,13 @@ fn next_segment_cached(zero_fill: bool, root: &Path) -> Option<u64> {
         .zero_fill_segments(zero_fill);
     let w = opts.create(&dir, None).unwrap();
     let next = dir.join("0.tmp");
+    // The pipeline creates the file in the background: fincore fails until then.
+    for _ in 0..200 {
+        if next.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut cached = None;
     // A fallocated file never fills the cache: a short look is enough.
     for _ in 0..if zero_fill { 200 } else { 20 } {
@@ -239,4 +246,68 @@ fn entries_outlive_their_segments() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("other"), vec![0xffu8; 4 << 20]).unwrap();
     assert_eq!(got, want);
+}
+
+/// The files of `dir` that this process has mapped (`/proc/self/maps`).
+fn mapped_files(dir: &Path) -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_string_lossy();
+    let mut names: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_once(&*dir))
+        .map(|(_, rest)| rest.trim_start_matches('/').to_string())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// Saves `per_save` bytes of entries at a time, never syncing, over 3 cuts of
+/// 1 MiB segments; returns the mapped files of the WAL's directory then.
+fn mapped_after_cuts(per_save: usize, root: &Path) -> Vec<String> {
+    let dir = root.join(format!("map-{per_save}"));
+    let opts = wal::Options::new()
+        .segment_size(1 << 20)
+        .unsafe_no_sync(true);
+    let w = opts.create(&dir, None).unwrap();
+    let third = |w: &wal::Wal| {
+        let tail = w.tail_path().unwrap();
+        let name = tail.file_name().unwrap().to_string_lossy().into_owned();
+        name.starts_with("0000000000000003-")
+    };
+    let mut index = 0;
+    while !third(&w) {
+        index += 1;
+        let st = HardState {
+            term: 1,
+            vote: 1,
+            commit: index,
+        };
+        w.save(&st, &[ent(index, per_save)]).unwrap();
+        if index % 500 == 0 {
+            // Time for the pipeline to prepare the next segment in full.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let mapped = mapped_files(&dir);
+    w.close().unwrap();
+    mapped
+}
+
+#[test]
+fn a_wal_that_never_syncs_maps_its_segments_only_while_its_writes_are_small() {
+    // Small saves go into a mapping of the (zero-filled) tail; large ones take
+    // pwrite anyway, so once the WAL has seen them its next segments are not
+    // mapped (the mapping would only cost populating and unmapping).
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let large = mapped_after_cuts(100_000, root.path());
+    assert!(large.is_empty(), "100 KB saves, mapped: {large:?}");
+    if !wal_fileutil::overwrites_in_place(root.path()) {
+        eprintln!("SKIPPED: writes are never mapped on this file system");
+        return;
+    }
+    let small = mapped_after_cuts(100, root.path());
+    assert!(
+        small.iter().any(|n| n.starts_with("0000000000000003-")),
+        "100 B saves: the tail is mapped: {small:?}"
+    );
 }
