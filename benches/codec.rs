@@ -1,7 +1,8 @@
 //! Codec throughput: encode and decode of entry records (100 B and 1000 B of data),
 //! beside raw CRC32C over the same bytes, the ceiling for both; framing (the length
 //! field and padding); and `Encoder::encode_entry`, which frames an entry straight
-//! into the page buffer (what `Wal::save` does), against marshaling it first.
+//! into the page buffer (what `Wal::save` does), against marshaling it first, with
+//! one data length throughout and with lengths that change from entry to entry.
 //!
 //! `cargo bench --bench codec`
 
@@ -54,6 +55,21 @@ fn entry_structs(size: usize) -> Vec<Entry> {
         .collect()
 }
 
+/// Like [`entry_structs`], but every entry's data length differs from the one
+/// before it (between half and one and a half `size`), as in real traffic.
+fn varied_structs(size: usize) -> Vec<Entry> {
+    let n = BATCH_BYTES / size;
+    let data = Bytes::from(vec![7u8; size * 2]);
+    (0..n)
+        .map(|i| Entry {
+            r#type: 0,
+            term: 1,
+            index: i as u64 + 1,
+            data: Some(data.slice(..size / 2 + (i * 37) % size)),
+        })
+        .collect()
+}
+
 /// What `Wal::save` did before: marshal each entry into a buffer, then frame it.
 fn encode_marshaled(ents: &[Entry], out: Vec<u8>) -> Vec<u8> {
     let mut enc = Encoder::new(out, 0, 0);
@@ -93,17 +109,21 @@ fn bench(c: &mut Criterion) {
                 })
             },
         );
-        g.bench_with_input(
-            BenchmarkId::new("encode_entry_in_place", size),
-            &structs,
-            |b, e| {
+        for (name, ents) in [
+            ("encode_entry_in_place", structs),
+            ("encode_entry_in_place_varied", varied_structs(size)),
+        ] {
+            g.throughput(Throughput::Bytes(
+                encode_in_place(&ents, Vec::new()).len() as u64
+            ));
+            g.bench_with_input(BenchmarkId::new(name, size), &ents, |b, e| {
                 let mut out = sink.clone();
                 b.iter(|| {
                     out.clear();
                     out = encode_in_place(e, std::mem::take(&mut out));
                 })
-            },
-        );
+            });
+        }
         let payloads = entries(size);
         let encoded = encode(&payloads);
         g.throughput(Throughput::Bytes(encoded.len() as u64));

@@ -10,6 +10,8 @@
 //!   so the encoder computes those for several records side by side, and joins each
 //!   to the chain with one linear map of 32 bits (the effect of the record's length
 //!   in zero bytes on the previous value), the same for every record of that length.
+//!   Only batches of one data length get their own CRCs ahead; where lengths vary,
+//!   most records are chained directly and the own CRC is made only for one joined.
 
 /// A running CRC32C (Castagnoli), continued record after record and file after file.
 ///
@@ -127,17 +129,18 @@ impl std::fmt::Debug for Joins {
 }
 
 impl Joins {
-    /// The chain value after a record of `len` bytes whose own CRC is `own`, from
-    /// `prev`; `None` when no shift is at hand for `len` (chain it directly).
+    /// The chain value after a record of `len` bytes whose own CRC is `own()`,
+    /// from `prev`; `None` when no shift is at hand for `len` (chain it
+    /// directly). `own` is called only when the record is joined.
     #[inline]
-    pub fn join(&mut self, prev: u32, own: u32, len: usize) -> Option<u32> {
+    pub fn join(&mut self, prev: u32, len: usize, own: impl FnOnce() -> u32) -> Option<u32> {
         match &self.shift {
-            Some(s) if s.len == len => return Some(!(s.apply(!prev) ^ own)),
+            Some(s) if s.len == len => return Some(!(s.apply(!prev) ^ own())),
             _ => {}
         }
         if len == self.last_miss && len > 0 && len <= MAX_SHIFT_BYTES {
             let s = self.shift.insert(Box::new(Shift::new(len)));
-            return Some(!(s.apply(!prev) ^ own));
+            return Some(!(s.apply(!prev) ^ own()));
         }
         self.last_miss = len;
         None
@@ -265,7 +268,14 @@ mod tests {
             let d = bytes(i as u64 + 7, len);
             let cut = (i * 5) % (len + 1);
             let want = crc32c::crc32c_append(chain, &d);
-            if let Some(got) = joins.join(chain, own_crc(&d[..cut], &d[cut..]), len) {
+            let mut owned = false;
+            let got = joins.join(chain, len, || {
+                owned = true;
+                own_crc(&d[..cut], &d[cut..])
+            });
+            // The own CRC is asked for only when the record is joined.
+            assert_eq!(owned, got.is_some(), "record {i} of length {len}");
+            if let Some(got) = got {
                 assert_eq!(got, want, "record {i} of length {len}");
                 joined += 1;
             }

@@ -70,9 +70,10 @@ impl<W: Write> Encoder<W> {
 
     /// Frames and buffers `ents`: the same bytes and writes as
     /// [`Encoder::encode_entry`] on each, faster for a batch. A group of entries
-    /// gets its heads marshaled, then each entry's own CRC (side by side, and
-    /// reading heads whose stores have landed), then its frame, joined to the
-    /// chain ([`crate::crc`]).
+    /// gets its heads marshaled, then the own CRCs of the entries in runs of one
+    /// length (side by side, and reading heads whose stores have landed), then
+    /// each frame, its CRC joined to the chain or chained directly
+    /// ([`crate::crc`]).
     pub fn encode_entries(&mut self, ents: &[Entry], form: EntryEncoding) -> io::Result<()> {
         const AHEAD: usize = 16;
         let mut heads = [[0u8; MAX_HEAD_BYTES]; AHEAD];
@@ -82,32 +83,65 @@ impl<W: Write> Encoder<W> {
             for (i, e) in group.iter().enumerate() {
                 ns[i] = entry_head(e, form, &mut heads[i]);
             }
-            for (i, e) in group.iter().enumerate() {
-                own[i] = own_crc(&heads[i][..ns[i]], e.data.as_deref().unwrap_or(&[]));
-            }
-            for (i, e) in group.iter().enumerate() {
-                let Some(d) = e.data.as_deref() else {
-                    self.encode_entry(e, form)?;
-                    continue;
-                };
-                let n = ns[i];
-                let len = n + d.len();
-                // No shift for this length: chain it directly, from the head at hand.
-                let crc = self
-                    .joins
-                    .join(self.crc.value(), own[i], len)
-                    .unwrap_or_else(|| {
-                        let mut c = self.crc;
-                        c.update(&heads[i][..n]);
-                        c.update(d)
-                    });
-                match self.encode_entry_fast(&heads[i], n, d, crc) {
-                    Some(done) => done?,
-                    None => self.encode_entry(e, form)?,
+            // A group of one data length (a batch of same-sized entries) gets every
+            // own CRC side by side, ahead; in any other, an entry gets its own CRC
+            // only when it is joined, as most are then chained directly and the
+            // own CRC would double their CRC work.
+            let first = group.first().and_then(|e| e.data.as_ref()).map(|d| d.len());
+            if first.is_some()
+                && group
+                    .iter()
+                    .all(|e| e.data.as_ref().map(|d| d.len()) == first)
+            {
+                for (i, e) in group.iter().enumerate() {
+                    own[i] = own_crc(&heads[i][..ns[i]], e.data.as_deref().unwrap_or(&[]));
+                }
+                for (i, e) in group.iter().enumerate() {
+                    let d = e.data.as_deref().unwrap_or(&[]);
+                    let n = ns[i];
+                    let own = own[i];
+                    self.frame_entry(e, form, &heads[i], n, d, || own)?;
+                }
+            } else {
+                for (i, e) in group.iter().enumerate() {
+                    let Some(d) = e.data.as_deref() else {
+                        self.encode_entry(e, form)?;
+                        continue;
+                    };
+                    let n = ns[i];
+                    let head = &heads[i][..n];
+                    self.frame_entry(e, form, &heads[i], n, d, || own_crc(head, d))?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Frames entry `e` (head `head[..n]`, data `d`) with its CRC joined to the
+    /// chain from its own CRC (`own()`), or chained directly.
+    #[inline]
+    fn frame_entry(
+        &mut self,
+        e: &Entry,
+        form: EntryEncoding,
+        head: &[u8; MAX_HEAD_BYTES],
+        n: usize,
+        d: &[u8],
+        own: impl FnOnce() -> u32,
+    ) -> io::Result<()> {
+        let crc = self
+            .joins
+            .join(self.crc.value(), n + d.len(), own)
+            .unwrap_or_else(|| {
+                // No shift for this length: chain it directly.
+                let mut c = self.crc;
+                c.update(&head[..n]);
+                c.update(d)
+            });
+        match self.encode_entry_fast(head, n, d, crc) {
+            Some(done) => done,
+            None => self.encode_entry(e, form),
+        }
     }
 
     /// The common case of [`Encoder::encode_entry`], an entry with at least a few
