@@ -251,11 +251,11 @@ fn entries_outlive_their_segments() {
 /// The files of `dir` that this process has mapped (`/proc/self/maps`).
 fn mapped_files(dir: &Path) -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let dir = dir.to_string_lossy();
+    let dir = format!("{}/", dir.to_string_lossy());
     let mut names: Vec<String> = maps
         .lines()
         .filter_map(|l| l.split_once(&*dir))
-        .map(|(_, rest)| rest.trim_start_matches('/').to_string())
+        .map(|(_, name)| name.to_string())
         .collect();
     names.dedup();
     names
