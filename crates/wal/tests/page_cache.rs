@@ -20,6 +20,16 @@ fn ent(index: u64, len: usize) -> Entry {
     }
 }
 
+/// Saves one entry of `len` bytes at `index`, committing it.
+fn save_one(w: &wal::Wal, index: u64, len: usize) {
+    let st = HardState {
+        term: 1,
+        vote: 1,
+        commit: index,
+    };
+    w.save(&st, &[ent(index, len)]).unwrap();
+}
+
 /// Every file of `dir` with its bytes.
 fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
@@ -136,12 +146,7 @@ fn first_segment_cached(drop: bool, root: &Path) -> Option<u64> {
         .drop_finished_segments_from_cache(drop);
     let w = opts.create(&dir, None).unwrap();
     for index in 1..=600u64 {
-        let st = HardState {
-            term: 1,
-            vote: 1,
-            commit: index,
-        };
-        w.save(&st, &[ent(index, 4000)]).unwrap();
+        save_one(&w, index, 4000);
     }
     let first = dir.join("0000000000000000-0000000000000000.wal");
     let cached = cached_bytes(&first);
@@ -277,12 +282,7 @@ fn mapped_after_cuts(per_save: usize, root: &Path) -> Vec<String> {
     let mut index = 0;
     while !third(&w) {
         index += 1;
-        let st = HardState {
-            term: 1,
-            vote: 1,
-            commit: index,
-        };
-        w.save(&st, &[ent(index, per_save)]).unwrap();
+        save_one(&w, index, per_save);
         if index % 500 == 0 {
             // Time for the pipeline to prepare the next segment in full.
             std::thread::sleep(std::time::Duration::from_millis(5));
