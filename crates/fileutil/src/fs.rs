@@ -3,12 +3,12 @@
 use std::fmt::Debug;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{io_err, Result};
 use crate::file::OsFile;
-use crate::{lock, OpenOptions, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
+use crate::{lock, OpenOptions, ReadAhead, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE};
 
 /// One open file. Object-safe. Dropping it closes it, releasing its lock.
 ///
@@ -139,6 +139,12 @@ pub trait FileSystem: Send + Sync + Debug {
     fn exists(&self, path: &Path) -> bool;
     /// The size of the file at `path` (stat).
     fn file_len(&self, path: &Path) -> Result<u64>;
+    /// A helper reading `files` ahead of a sequential reader ([`ReadAhead`]), or
+    /// `None` where reading ahead makes no sense (the default: a simulated disk).
+    fn read_ahead(&self, files: Vec<(PathBuf, u64)>, ahead: u64) -> Option<ReadAhead> {
+        let _ = (files, ahead);
+        None
+    }
 }
 
 /// The real OS file system (zero-sized; the default).
@@ -151,6 +157,10 @@ pub fn os() -> Arc<dyn FileSystem> {
 }
 
 impl FileSystem for OsFs {
+    fn read_ahead(&self, files: Vec<(PathBuf, u64)>, ahead: u64) -> Option<ReadAhead> {
+        ReadAhead::start(files, ahead)
+    }
+
     fn open(&self, path: &Path, opts: &OpenOptions) -> Result<Box<dyn WalFile>> {
         let mode = if opts.mode == 0 {
             PRIVATE_FILE_MODE

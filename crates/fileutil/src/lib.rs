@@ -13,6 +13,8 @@
 //!   [`read_dir_ext`], [`fsync_dir`], ...) with etcd's semantics.
 //! - Purging old files ([`purge_once`], [`spawn_purger`]) that skips files a
 //!   WAL still holds locked.
+//! - [`ReadAhead`]: a helper thread that reads segments ahead of a replay, so
+//!   a cold replay keeps the disk busy while it decodes.
 //!
 //! Every error names the operation and the path ([`Error`]); ENOSPC and
 //! EDQUOT are [`Error::NoSpace`], a held lock is [`Error::Locked`].
@@ -44,6 +46,7 @@ mod fs;
 mod lock;
 mod prealloc;
 mod purge;
+mod readahead;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,7 @@ use std::path::{Path, PathBuf};
 pub use crate::error::{Error, Result};
 pub use crate::fs::{os, FileSystem, OsFs, WalFile};
 pub use crate::purge::{purge_once, spawn_purger, PurgeReport, Purger};
+pub use crate::readahead::{CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES};
 
 /// Writes at least this large into a file mapped for writing
 /// ([`WalFile::map_writes`]) go through `pwrite(2)` unless their pages are

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use wal_codec::raftpb::{Entry, HardState};
 use wal_codec::walpb::Snapshot;
 use wal_codec::{Decoder, Message, RecordType, SegmentReader};
-use wal_fileutil::{FileSystem, OpenOptions};
+use wal_fileutil::{FileSystem, OpenOptions, ReadAhead, READ_AHEAD_BYTES};
 
 use crate::error::{Error, Result};
 
@@ -100,7 +100,8 @@ pub(crate) enum End {
 /// How [`Stream::open`] gets at the segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Read every segment through one reused buffer (bounded memory).
+    /// Read every segment through one reused buffer (bounded memory), with a
+    /// helper reading ahead ([`ReadAhead`]).
     Read,
     /// Map every segment but the last ([`wal_fileutil::WalFile::map`]).
     Map,
@@ -112,6 +113,8 @@ pub(crate) struct Stream {
     pub dec: Decoder,
     /// The mapped segments, in order, with [`Access::MapAhead`].
     pub mapped: Vec<Bytes>,
+    /// With [`Access::Read`]: the helper reading the segments ahead, until the end.
+    read_ahead: Option<ReadAhead>,
     /// The path of the segment being read, by its index in the stream.
     file: Option<(usize, Arc<Path>)>,
 }
@@ -121,6 +124,7 @@ impl Stream {
         Self {
             dec,
             mapped: Vec::new(),
+            read_ahead: None,
             file: None,
         }
     }
@@ -145,12 +149,15 @@ impl Stream {
     /// fresh memory. The last one may still be written or truncated (by a live
     /// etcd, or by repair), so it is always read.
     pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], access: Access) -> Result<Self> {
+        if access == Access::Read {
+            return Self::open_read(fs, dir, names);
+        }
         let mut segs = Vec::with_capacity(names.len());
         let mut mapped = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let path = dir.join(name);
             let f = fs.open(&path, &OpenOptions::read())?;
-            if access != Access::Read && i + 1 < names.len() {
+            if i + 1 < names.len() {
                 match f.map() {
                     Ok(Some(bytes)) => {
                         if access == Access::MapAhead {
@@ -171,15 +178,52 @@ impl Stream {
         Ok(stream)
     }
 
+    /// [`Stream::open`] with [`Access::Read`]. Read, a cold segment costs the
+    /// disk's time plus the decoder's unless a request is in flight while the
+    /// decoder works: a helper keeps one there, until the end of the stream.
+    fn open_read(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<Self> {
+        let mut opened = Vec::with_capacity(names.len());
+        for name in names {
+            let path = dir.join(name);
+            let f = fs.open(&path, &OpenOptions::read())?;
+            let size = f.len()?;
+            opened.push((path, size, f));
+        }
+        let files = opened.iter().map(|(p, size, _)| (p.clone(), *size));
+        let read_ahead = fs.read_ahead(files.collect(), READ_AHEAD_BYTES);
+        let segs = opened
+            .into_iter()
+            .map(|(path, size, f)| {
+                let reader: Box<dyn std::io::Read + Send> = match &read_ahead {
+                    Some(ra) => Box::new(ra.track(f)),
+                    None => Box::new(f),
+                };
+                SegmentReader::new(path, size, reader)
+            })
+            .collect();
+        let mut stream = Self::new(Decoder::new(segs));
+        stream.read_ahead = read_ahead;
+        Ok(stream)
+    }
+
     /// The next non-crc record; `Err(End)` is reported through `Ok(Err(..))` so
     /// callers can tell a clean end from a torn one.
     pub fn next(&mut self) -> Result<std::result::Result<Rec, End>> {
         loop {
             let rec = match self.dec.decode() {
                 Ok(Some(r)) => r,
-                Ok(None) => return Ok(Err(End::Clean)),
-                Err(e) if e.is_unexpected_eof() => return Ok(Err(End::UnexpectedEof(e.into()))),
-                Err(e) => return Err(e.into()),
+                Ok(None) => {
+                    self.read_ahead = None;
+                    return Ok(Err(End::Clean));
+                }
+                Err(e) => {
+                    // Nothing more is read: stop the helper.
+                    self.read_ahead = None;
+                    if e.is_unexpected_eof() {
+                        return Ok(Err(End::UnexpectedEof(e.into())));
+                    }
+                    return Err(e.into());
+                }
             };
             let offset = self.dec.frame_offset();
             // The decoder may have moved to another file while reading: the record

@@ -1216,6 +1216,31 @@ pub struct ChildReport {
     pub baseline_rss_bytes: u64,
     /// VmHWM after reading.
     pub peak_rss_bytes: u64,
+    /// Major page faults while reading: pages of the program or of mapped
+    /// segments that had to come from the disk.
+    #[serde(default)]
+    pub major_faults: u64,
+    /// Bytes this process caused to be read from the disk (`/proc/self/io`
+    /// `read_bytes`, readahead included).
+    #[serde(default)]
+    pub disk_read_bytes: u64,
+}
+
+/// Bytes read from storage by this process so far (`/proc/self/io`).
+fn disk_read_bytes() -> u64 {
+    read_text("/proc/self/io")
+        .lines()
+        .find_map(|l| l.strip_prefix("read_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// This process's major page faults so far (`/proc/self/stat`, field 12).
+fn major_faults() -> u64 {
+    let stat = read_text("/proc/self/stat");
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(9)?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn status_bytes(key: &str) -> u64 {
@@ -1231,6 +1256,8 @@ fn status_bytes(key: &str) -> u64 {
 /// bench-child` runs this in a fresh process.
 pub fn child(mode: &str, dir: &Path, last_end: u64) -> Result<ChildReport> {
     let baseline = status_bytes("VmRSS:");
+    let faults = major_faults();
+    let disk = disk_read_bytes();
     let start = Instant::now();
     let (entries, entry_bytes) = match mode {
         "read-all" => {
@@ -1244,6 +1271,7 @@ pub fn child(mode: &str, dir: &Path, last_end: u64) -> Result<ChildReport> {
                 .sum();
             let secs = start.elapsed().as_secs_f64();
             let peak = status_bytes("VmHWM:");
+            let major_faults = major_faults() - faults;
             // Freeing is not part of reading.
             std::mem::forget(all);
             return Ok(ChildReport {
@@ -1252,6 +1280,8 @@ pub fn child(mode: &str, dir: &Path, last_end: u64) -> Result<ChildReport> {
                 entry_bytes: b,
                 baseline_rss_bytes: baseline,
                 peak_rss_bytes: peak,
+                major_faults,
+                disk_read_bytes: disk_read_bytes() - disk,
             });
         }
         "stream" => {
@@ -1302,6 +1332,8 @@ pub fn child(mode: &str, dir: &Path, last_end: u64) -> Result<ChildReport> {
         entry_bytes,
         baseline_rss_bytes: baseline,
         peak_rss_bytes: status_bytes("VmHWM:"),
+        major_faults: major_faults() - faults,
+        disk_read_bytes: disk_read_bytes() - disk,
     })
 }
 
@@ -1339,6 +1371,8 @@ fn run_etcd_read(oracle: &Path, rw: &ReplayWal) -> Result<ChildReport> {
         entry_bytes: num(&v, "entry_bytes") as u64,
         baseline_rss_bytes: 0,
         peak_rss_bytes: num(&v, "peak_rss_bytes") as u64,
+        major_faults: 0,
+        disk_read_bytes: 0,
     })
 }
 
@@ -1412,9 +1446,12 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                 entries,
                 note: None,
             });
+            let faults = median(rs.iter().map(|r| r.major_faults as f64).collect());
+            let disk = median(rs.iter().map(|r| r.disk_read_bytes as f64).collect());
             ctx.say(format!(
-                "replay {cache} {name}: {mbs:.0} MB/s, peak RSS {} MiB",
-                peak >> 20
+                "replay {cache} {name}: {mbs:.0} MB/s, peak RSS {} MiB, {faults:.0} major faults, {:.1} MB from disk",
+                peak >> 20,
+                disk / 1e6
             ));
         }
     }

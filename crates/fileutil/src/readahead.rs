@@ -1,0 +1,248 @@
+//! Reading files ahead of a sequential reader, on a helper thread.
+//!
+//! A reader that decodes what it reads leaves the disk idle while it decodes,
+//! unless the kernel's readahead already has the next request in flight. A helper
+//! that reads the same files a few tens of MiB ahead keeps a second request
+//! queued, so a cold replay runs at the disk's pace rather than at the sum of the
+//! disk's time and the decoder's (docs/benchmarks.md, lever 17). Where the pages
+//! are already cached the helper only asks the kernel whether they are
+//! ([`CacheProbe`], which reads nothing) and copies nothing.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::fcntl::PosixFadviseAdvice;
+
+/// How far ahead of the reader [`ReadAhead`] reads by default: four times the
+/// kernel's usual largest readahead window, and a small part of a 64 MB segment.
+pub const READ_AHEAD_BYTES: u64 = 32 << 20;
+
+/// What the helper reads at once.
+const CHUNK: usize = 1 << 20;
+
+/// How long the helper sleeps while it is far enough ahead.
+const POLL: Duration = Duration::from_micros(100);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Bytes the reader has consumed, across all files, in order.
+    consumed: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A helper thread reading a list of files ahead of the reader that consumes
+/// them in order (through [`ReadAhead::track`]). Dropping it stops the helper.
+/// Reading ahead is a hint: the helper's errors are ignored, and the reader sees
+/// only its own reads.
+#[derive(Debug)]
+pub struct ReadAhead {
+    shared: Arc<Shared>,
+    helper: Option<JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    /// Starts reading `files` (each a path and the bytes to read from its start),
+    /// in order, up to `ahead` bytes past what the reader has consumed. `None` if
+    /// no thread could be started; the reader then reads alone.
+    pub fn start(files: Vec<(PathBuf, u64)>, ahead: u64) -> Option<Self> {
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        let helper = std::thread::Builder::new()
+            .name("wal-readahead".into())
+            .spawn(move || read_ahead(&files, ahead, &theirs));
+        match helper {
+            Ok(h) => Some(Self {
+                shared,
+                helper: Some(h),
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "no readahead thread");
+                None
+            }
+        }
+    }
+
+    /// Wraps the reader of the files, in order: what it reads counts as consumed,
+    /// which lets the helper move on.
+    pub fn track<R: Read>(&self, inner: R) -> Tracked<R> {
+        Tracked {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.helper.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A reader whose progress a [`ReadAhead`] follows.
+#[derive(Debug)]
+pub struct Tracked<R> {
+    inner: R,
+    shared: Arc<Shared>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.shared.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn read_ahead(files: &[(PathBuf, u64)], ahead: u64, shared: &Shared) {
+    let mut scratch = vec![0u8; CHUNK];
+    let mut base = 0u64;
+    for (path, len) in files {
+        let Ok(file) = File::open(path) else {
+            base += len;
+            continue;
+        };
+        let mut off = 0u64;
+        let probe = CacheProbe::new(&file);
+        let mut cold = false;
+        let mut random = false;
+        while off < *len {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let n = (*len - off).min(CHUNK as u64);
+            // Cached chunks are passed over at once (the probe reads nothing). Once
+            // a chunk of the file was missing, every chunk after it is read: the
+            // helper is useful as a second sequential reader, whose own readahead
+            // the kernel grows; reading here and there would leave cached islands
+            // that stop the reader's readahead instead.
+            if !cold && probe.as_ref().and_then(|p| p.is_cached(off + n - 1)) != Some(true) {
+                cold = true;
+                // Past cached chunks the helper may be at the end of the records
+                // already (the zeros after them in the last segment): its first
+                // read there reads that chunk only, not a readahead window too.
+                if off > 0 {
+                    advise(&file, PosixFadviseAdvice::POSIX_FADV_RANDOM);
+                    random = true;
+                }
+            }
+            if cold {
+                let start = base + off;
+                if !wait_for_reader(shared, start, ahead) {
+                    return;
+                }
+                let behind = start + n <= shared.consumed.load(Ordering::Relaxed);
+                if !behind {
+                    let Ok(got) = read_at(&file, &mut scratch[..n as usize], off) else {
+                        break;
+                    };
+                    // Zeros: the end of the records (a WAL's last segment is
+                    // preallocated). Nothing after them is worth reading.
+                    if scratch[..got].iter().all(|&b| b == 0) {
+                        return;
+                    }
+                    if random {
+                        advise(&file, PosixFadviseAdvice::POSIX_FADV_NORMAL);
+                        random = false;
+                    }
+                }
+            }
+            off += n;
+        }
+        base += len;
+    }
+}
+
+/// Advice about `file`'s access pattern; a hint, so a failure is ignored.
+fn advise(file: &File, advice: PosixFadviseAdvice) {
+    let _ = nix::fcntl::posix_fadvise(file, 0, 0, advice);
+}
+
+/// Waits until `start` is within `ahead` bytes of what the reader consumed;
+/// false if told to stop.
+fn wait_for_reader(shared: &Shared, start: u64, ahead: u64) -> bool {
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if start <= shared.consumed.load(Ordering::Relaxed) + ahead {
+            return true;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Reads `buf.len()` bytes at `off`, fewer at the end of the file; how many.
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Tells which pages of a file are in the page cache, without reading any in
+/// (`mincore(2)` on a mapping whose memory is never touched).
+#[derive(Debug)]
+pub struct CacheProbe {
+    map: memmap2::Mmap,
+}
+
+impl CacheProbe {
+    /// A probe of `file` as long as it is now; `None` for an empty file or where
+    /// it cannot be mapped.
+    pub fn new(file: &File) -> Option<Self> {
+        // SAFETY: the mapping's memory is never read or written, only asked
+        // about, so a concurrent change to the file cannot be observed through it.
+        let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+        (!map.is_empty()).then_some(Self { map })
+    }
+
+    /// Whether the byte at `offset` is cached; `None` where the kernel cannot
+    /// tell. A byte past the end counts as cached: reading it costs nothing.
+    #[cfg(target_os = "linux")]
+    pub fn is_cached(&self, offset: u64) -> Option<bool> {
+        use nix::libc;
+        let Ok(at) = usize::try_from(offset) else {
+            return Some(true);
+        };
+        if at >= self.map.len() {
+            return Some(true);
+        }
+        // SAFETY: sysconf only reads a constant of the system.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let size = usize::try_from(size).ok().filter(|&s| s > 0)?;
+        let page = at / size * size;
+        let mut resident = 0u8;
+        // SAFETY: `page` lies inside the live mapping (page-aligned, as the
+        // mapping itself is), and `resident` receives the one byte mincore writes
+        // for one page.
+        let r = unsafe {
+            libc::mincore(
+                self.map.as_ptr().add(page) as *mut libc::c_void,
+                1,
+                &mut resident,
+            )
+        };
+        (r == 0).then_some(resident & 1 == 1)
+    }
+
+    /// Whether the byte at `offset` is cached: never known here.
+    #[cfg(not(target_os = "linux"))]
+    pub fn is_cached(&self, _offset: u64) -> Option<bool> {
+        None
+    }
+}
