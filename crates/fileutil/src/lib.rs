@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 pub use crate::error::{Error, Result};
 pub use crate::fs::{os, FileSystem, OsFs, WalFile};
 pub use crate::purge::{purge_once, spawn_purger, PurgeReport, Purger};
-pub use crate::readahead::{CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES};
+pub use crate::readahead::{is_resident, CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES};
 
 /// Writes at least this large into a file mapped for writing
 /// ([`WalFile::map_writes`]) go through `pwrite(2)` unless their pages are

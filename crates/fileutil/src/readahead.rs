@@ -213,36 +213,37 @@ impl CacheProbe {
 
     /// Whether the byte at `offset` is cached; `None` where the kernel cannot
     /// tell. A byte past the end counts as cached: reading it costs nothing.
-    #[cfg(target_os = "linux")]
     pub fn is_cached(&self, offset: u64) -> Option<bool> {
-        use nix::libc;
-        let Ok(at) = usize::try_from(offset) else {
-            return Some(true);
-        };
-        if at >= self.map.len() {
-            return Some(true);
+        match usize::try_from(offset) {
+            Ok(at) if at < self.map.len() => is_resident(&self.map, at),
+            _ => Some(true),
         }
-        // SAFETY: sysconf only reads a constant of the system.
-        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let size = usize::try_from(size).ok().filter(|&s| s > 0)?;
-        let page = at / size * size;
-        let mut resident = 0u8;
-        // SAFETY: `page` lies inside the live mapping (page-aligned, as the
-        // mapping itself is), and `resident` receives the one byte mincore writes
-        // for one page.
-        let r = unsafe {
-            libc::mincore(
-                self.map.as_ptr().add(page) as *mut libc::c_void,
-                1,
-                &mut resident,
-            )
-        };
-        (r == 0).then_some(resident & 1 == 1)
     }
+}
 
-    /// Whether the byte at `offset` is cached: never known here.
-    #[cfg(not(target_os = "linux"))]
-    pub fn is_cached(&self, _offset: u64) -> Option<bool> {
-        None
+/// Whether the page holding `mem[at]` is in memory (for a mapped file: in the
+/// page cache), found without touching it (`mincore(2)`). `None` where the
+/// kernel cannot tell, or `at` is out of bounds.
+#[cfg(target_os = "linux")]
+pub fn is_resident(mem: &[u8], at: usize) -> Option<bool> {
+    use nix::libc;
+    if at >= mem.len() {
+        return None;
     }
+    // SAFETY: sysconf only reads a constant of the system.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = usize::try_from(size).ok().filter(|&s| s > 0)?;
+    let addr = mem.as_ptr() as usize + at;
+    let page = addr / size * size;
+    let mut resident = 0u8;
+    // SAFETY: mincore reads no memory: it looks up the page holding `mem[at]`
+    // (a page `mem` overlaps, so mapped) and writes one byte into `resident`.
+    let r = unsafe { libc::mincore(page as *mut libc::c_void, 1, &mut resident) };
+    (r == 0).then_some(resident & 1 == 1)
+}
+
+/// Whether the page holding `mem[at]` is in memory: never known here.
+#[cfg(not(target_os = "linux"))]
+pub fn is_resident(_mem: &[u8], _at: usize) -> Option<bool> {
+    None
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-use wal_fileutil::{CacheProbe, ReadAhead};
+use wal_fileutil::{is_resident, CacheProbe, ReadAhead};
 
 const MIB: u64 = 1 << 20;
 
@@ -66,6 +66,10 @@ fn the_probe_tells_cached_pages_from_dropped_ones_and_reads_nothing_in() {
     assert_eq!(probe.is_cached(10 * MIB), Some(true), "past the end");
     let empty = File::create(dir.path().join("empty")).unwrap();
     assert!(CacheProbe::new(&empty).is_none());
+    // Any memory: a touched buffer is resident; past its end nothing is known.
+    let mem = vec![1u8; 3 * 4096];
+    assert_eq!(is_resident(&mem, 5000), Some(true));
+    assert_eq!(is_resident(&mem, mem.len()), None);
 }
 
 /// Bytes of `path` in the page cache, page by page through a [`CacheProbe`] (which

@@ -1,7 +1,7 @@
 //! The record stream shared by `read_all`, `verify`, `valid_snapshot_entries`,
 //! `repair` and the streaming replay: decoding plus the `crc` record checks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -115,6 +115,9 @@ pub(crate) struct Stream {
     pub mapped: Vec<Bytes>,
     /// With [`Access::Read`]: the helper reading the segments ahead, until the end.
     read_ahead: Option<ReadAhead>,
+    /// With [`Access::MapAhead`]: every segment and its length, in order, for a
+    /// reader that reads them ahead ([`wal_fileutil::FileSystem::read_ahead`]).
+    pub files: Vec<(PathBuf, u64)>,
     /// The path of the segment being read, by its index in the stream.
     file: Option<(usize, Arc<Path>)>,
 }
@@ -125,6 +128,7 @@ impl Stream {
             dec,
             mapped: Vec::new(),
             read_ahead: None,
+            files: Vec::new(),
             file: None,
         }
     }
@@ -154,6 +158,7 @@ impl Stream {
         }
         let mut segs = Vec::with_capacity(names.len());
         let mut mapped = Vec::new();
+        let mut files = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let path = dir.join(name);
             let f = fs.open(&path, &OpenOptions::read())?;
@@ -162,6 +167,7 @@ impl Stream {
                     Ok(Some(bytes)) => {
                         if access == Access::MapAhead {
                             mapped.push(bytes.clone());
+                            files.push((path.clone(), bytes.len() as u64));
                         }
                         segs.push(SegmentReader::from_bytes(path, bytes));
                         continue;
@@ -171,10 +177,14 @@ impl Stream {
                 }
             }
             let size = f.len()?;
+            if access == Access::MapAhead {
+                files.push((path.clone(), size));
+            }
             segs.push(SegmentReader::new(path, size, Box::new(f)));
         }
         let mut stream = Self::new(Decoder::new(segs));
         stream.mapped = mapped;
+        stream.files = files;
         Ok(stream)
     }
 

@@ -323,21 +323,34 @@ fn a_wal_that_never_syncs_maps_its_segments_only_while_its_writes_are_small() {
     );
 }
 
+/// A closed WAL in `root/wal` of `entries` entries of `len` bytes, `per_save` to a
+/// save, in segments of `segment` bytes dropped from the page cache as they
+/// finish; returns the directory, the options and the last index.
+fn cold_wal(
+    root: &Path,
+    segment: u64,
+    entries: u64,
+    per_save: usize,
+    len: usize,
+) -> (std::path::PathBuf, wal::Options, u64) {
+    let dir = root.join("wal");
+    let opts = wal::Options::new()
+        .segment_size(segment)
+        .drop_finished_segments_from_cache(true);
+    let w = opts.create(&dir, Some(b"meta")).unwrap();
+    let mut index = 0;
+    while index < entries {
+        save_batch(&w, &mut index, per_save, len);
+    }
+    w.close().unwrap();
+    (dir, opts, index)
+}
+
 #[test]
 fn a_cold_streaming_replay_reads_the_segments_ahead_of_the_decoder() {
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let dir = root.path().join("wal");
-    // About 40 MiB in segments of 4 MiB, dropped from the page cache as they
-    // finish.
-    let opts = wal::Options::new()
-        .segment_size(4 << 20)
-        .drop_finished_segments_from_cache(true);
-    let w = opts.create(&dir, None).unwrap();
-    let mut index = 0;
-    while index < 10 * 1024 {
-        save_batch(&w, &mut index, 256, 4000);
-    }
-    w.close().unwrap();
+    // About 40 MiB in segments of 4 MiB.
+    let (dir, _, index) = cold_wal(root.path(), 4 << 20, 10 * 1024, 256, 4000);
     let mut segs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -374,4 +387,27 @@ fn a_cold_streaming_replay_reads_the_segments_ahead_of_the_decoder() {
         }
     }
     assert_eq!(entries, index);
+}
+
+#[test]
+fn a_cold_read_all_reads_every_entry() {
+    // Finished segments dropped from the page cache: read_all reads them ahead
+    // instead of touching their pages, and still returns the log whole.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (dir, opts, mut index) = cold_wal(root.path(), 1 << 20, 2000, 100, 3000);
+    let w = opts.open(&dir, &Snapshot::default()).unwrap();
+    let all = w.read_all().unwrap();
+    assert_eq!(all.metadata.as_deref(), Some(&b"meta"[..]));
+    assert_eq!(all.entries.len() as u64, index);
+    for (i, e) in all.entries.iter().enumerate() {
+        assert_eq!(e.index, i as u64 + 1);
+        assert_eq!(
+            e.data.as_deref(),
+            Some(&vec![(e.index % 251) as u8; 3000][..])
+        );
+    }
+    assert_eq!(all.hard_state.commit, index);
+    // The WAL appends after what it read.
+    save_batch(&w, &mut index, 1, 10);
+    w.close().unwrap();
 }
