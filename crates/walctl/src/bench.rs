@@ -1409,8 +1409,13 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
             // Bring every segment into the page cache once.
             run_child(ctx, "raw-read-crc", &rw)?;
         }
-        for _ in 0..plan.replay_reps {
-            for (i, name) in impls.iter().enumerate() {
+        for rep in 0..plan.replay_reps {
+            // Each repetition starts with the next reader, so none always runs
+            // first after the parts before (whose files the disk may still be
+            // busy freeing) or always after another.
+            let n = impls.len();
+            for i in (0..n).map(|k| (k + rep) % n) {
+                let name = &impls[i];
                 if cache == "cold" {
                     drop_caches();
                 }
