@@ -84,6 +84,7 @@ pub struct Options {
     unsafe_no_sync: bool,
     zero_fill: bool,
     drop_cache: bool,
+    read_ahead: bool,
     entry_encoding: EntryEncoding,
     fs: Arc<dyn FileSystem>,
 }
@@ -103,6 +104,7 @@ impl Options {
             unsafe_no_sync: false,
             zero_fill: true,
             drop_cache: true,
+            read_ahead: true,
             entry_encoding: EntryEncoding::Etcd36,
             fs: wal_fileutil::os(),
         }
@@ -161,6 +163,17 @@ impl Options {
     /// (off) with [`Options::unsafe_no_sync`], where the pages are still dirty.
     pub fn drop_finished_segments_from_cache(mut self, yes: bool) -> Self {
         self.drop_cache = yes;
+        self
+    }
+
+    /// Whether readers read the segments ahead on a helper thread: [`Replay`] up
+    /// to 32 MiB ahead of its decoder, `read_all` every segment not yet in the
+    /// page cache. Default on: a cold replay then runs at the disk's pace instead
+    /// of the disk's plus the decoder's (docs/benchmarks.md, levers 17 and 18); a
+    /// warm one only asks the kernel which pages are cached. Off: etcd's way, the
+    /// kernel's readahead only.
+    pub fn read_ahead(mut self, yes: bool) -> Self {
+        self.read_ahead = yes;
         self
     }
 
@@ -739,9 +752,12 @@ impl Inner {
         // fault reads around its page synchronously, while the helper's reads get
         // the kernel's readahead (docs/benchmarks.md, lever 18). Cached segments
         // are still touched ahead, which maps their pages on the other core.
-        let read_ahead = opts
-            .fs
-            .read_ahead(std::mem::take(&mut stream.files), u64::MAX);
+        let files = std::mem::take(&mut stream.files);
+        let read_ahead = if opts.read_ahead {
+            opts.fs.read_ahead(files, u64::MAX)
+        } else {
+            None
+        };
         if read_ahead.is_some() {
             mapped.retain(|m| {
                 let ends = [0, m.len().saturating_sub(1)];

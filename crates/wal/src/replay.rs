@@ -58,11 +58,16 @@ impl Replay {
     pub fn open_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<Self> {
         let fs = &*opts.fs;
         let (names, at) = select_wal_files(fs, dir, snap.index)?;
+        let access = if opts.read_ahead {
+            Access::ReadAhead
+        } else {
+            Access::Read
+        };
         Ok(Self {
             // Read, not mapped: one reused buffer keeps the memory of a replay at a
             // few MiB (mapped, it is a segment's worth), and a cold replay overlaps
             // the disk better through read's readahead (docs/benchmarks.md).
-            stream: Stream::open(fs, dir, &names[at..], Access::Read)?,
+            stream: Stream::open(fs, dir, &names[at..], access)?,
             start: snap.clone(),
             metadata: None,
             matched: false,

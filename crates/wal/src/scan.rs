@@ -100,9 +100,10 @@ pub(crate) enum End {
 /// How [`Stream::open`] gets at the segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Read every segment through one reused buffer (bounded memory), with a
-    /// helper reading ahead ([`ReadAhead`]).
+    /// Read every segment through one reused buffer (bounded memory).
     Read,
+    /// [`Access::Read`], with a helper reading ahead ([`ReadAhead`]).
+    ReadAhead,
     /// Map every segment but the last ([`wal_fileutil::WalFile::map`]).
     Map,
     /// Map, and keep the mappings in [`Stream::mapped`] for [`with_prefetch`].
@@ -113,7 +114,8 @@ pub(crate) struct Stream {
     pub dec: Decoder,
     /// The mapped segments, in order, with [`Access::MapAhead`].
     pub mapped: Vec<Bytes>,
-    /// With [`Access::Read`]: the helper reading the segments ahead, until the end.
+    /// With [`Access::ReadAhead`]: the helper reading the segments ahead, until the
+    /// end.
     read_ahead: Option<ReadAhead>,
     /// With [`Access::MapAhead`]: every segment and its length, in order, for a
     /// reader that reads them ahead ([`wal_fileutil::FileSystem::read_ahead`]).
@@ -153,8 +155,8 @@ impl Stream {
     /// fresh memory. The last one may still be written or truncated (by a live
     /// etcd, or by repair), so it is always read.
     pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], access: Access) -> Result<Self> {
-        if access == Access::Read {
-            return Self::open_read(fs, dir, names);
+        if matches!(access, Access::Read | Access::ReadAhead) {
+            return Self::open_read(fs, dir, names, access == Access::ReadAhead);
         }
         let mut segs = Vec::with_capacity(names.len());
         let mut mapped = Vec::new();
@@ -188,10 +190,11 @@ impl Stream {
         Ok(stream)
     }
 
-    /// [`Stream::open`] with [`Access::Read`]. Read, a cold segment costs the
-    /// disk's time plus the decoder's unless a request is in flight while the
-    /// decoder works: a helper keeps one there, until the end of the stream.
-    fn open_read(fs: &dyn FileSystem, dir: &Path, names: &[String]) -> Result<Self> {
+    /// [`Stream::open`] with [`Access::Read`] or [`Access::ReadAhead`]. Read, a
+    /// cold segment costs the disk's time plus the decoder's unless a request is
+    /// in flight while the decoder works: with `ahead`, a helper keeps one there,
+    /// until the end of the stream.
+    fn open_read(fs: &dyn FileSystem, dir: &Path, names: &[String], ahead: bool) -> Result<Self> {
         let mut opened = Vec::with_capacity(names.len());
         for name in names {
             let path = dir.join(name);
@@ -200,7 +203,11 @@ impl Stream {
             opened.push((path, size, f));
         }
         let files = opened.iter().map(|(p, size, _)| (p.clone(), *size));
-        let read_ahead = fs.read_ahead(files.collect(), READ_AHEAD_BYTES);
+        let read_ahead = if ahead {
+            fs.read_ahead(files.collect(), READ_AHEAD_BYTES)
+        } else {
+            None
+        };
         let segs = opened
             .into_iter()
             .map(|(path, size, f)| {

@@ -365,6 +365,17 @@ fn a_cold_streaming_replay_reads_the_segments_ahead_of_the_decoder() {
         eprintln!("SKIPPED: this file system kept the finished segments cached");
         return;
     }
+    // Without the helper, the kernel's readahead stays within the first segment.
+    let off = wal::Options::new().read_ahead(false);
+    let mut replay = wal::Replay::open_with(&off, &dir, &Snapshot::default()).unwrap();
+    assert!(replay.next().unwrap().is_ok());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        cached_bytes(&segs[4]).unwrap() < 1 << 20,
+        "read ahead with read_ahead(false): {} bytes cached",
+        cached_bytes(&segs[4]).unwrap()
+    );
+    drop(replay);
     let mut replay = wal::Replay::open(&dir, &Snapshot::default()).unwrap();
     // The decoder has read one chunk of the first segment; the helper goes on
     // into the segments after it (16 MiB in lies within its 32 MiB).
@@ -395,6 +406,21 @@ fn a_cold_read_all_reads_every_entry() {
     // instead of touching their pages, and still returns the log whole.
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (dir, opts, mut index) = cold_wal(root.path(), 1 << 20, 2000, 100, 3000);
+    // Without the helper too (the toucher then takes every segment), cold again.
+    let off = opts.clone().read_ahead(false);
+    let all = off
+        .open_for_read(&dir, &Snapshot::default())
+        .unwrap()
+        .read_all()
+        .unwrap();
+    assert_eq!(all.entries.len() as u64, index);
+    drop(all);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let f = wal_fileutil::os()
+            .open(&e.unwrap().path(), &wal_fileutil::OpenOptions::read())
+            .unwrap();
+        f.drop_cache().unwrap();
+    }
     let w = opts.open(&dir, &Snapshot::default()).unwrap();
     let all = w.read_all().unwrap();
     assert_eq!(all.metadata.as_deref(), Some(&b"meta"[..]));
