@@ -747,18 +747,10 @@ impl Inner {
         let mut out = ReadAll::default();
         let mut matched = false;
         let mut mapped = std::mem::take(&mut stream.mapped);
-        // Segments not in the page cache are read ahead by a second sequential
-        // reader (unbounded: the entries keep every page anyway), not touched: a
-        // fault reads around its page synchronously, while the helper's reads get
-        // the kernel's readahead (docs/benchmarks.md, lever 18). Cached segments
-        // are still touched ahead, which maps their pages on the other core.
-        let files = std::mem::take(&mut stream.files);
-        let read_ahead = if opts.read_ahead {
-            opts.fs.read_ahead(files, u64::MAX)
-        } else {
-            None
-        };
-        if read_ahead.is_some() {
+        // Segments not in the page cache are read ahead (`Stream::read_ahead_all`),
+        // not touched; cached ones are still touched ahead, which maps their pages
+        // on the other core.
+        if opts.read_ahead && stream.read_ahead_all(&*opts.fs) {
             mapped.retain(|m| {
                 let ends = [0, m.len().saturating_sub(1)];
                 ends.iter()
@@ -767,9 +759,7 @@ impl Inner {
         }
         let end = scan::with_prefetch(mapped, || {
             read_records(&mut stream, &start, &mut self.enti, &mut out, &mut matched)
-        });
-        drop(read_ahead);
-        let end = end?;
+        })?;
         if self.writable {
             // Write mode must read everything: a torn tail is for `repair`.
             if let End::UnexpectedEof(e) = end {

@@ -114,12 +114,12 @@ pub(crate) struct Stream {
     pub dec: Decoder,
     /// The mapped segments, in order, with [`Access::MapAhead`].
     pub mapped: Vec<Bytes>,
-    /// With [`Access::ReadAhead`]: the helper reading the segments ahead, until the
-    /// end.
+    /// The helper reading the segments ahead ([`Access::ReadAhead`],
+    /// [`Stream::read_ahead_all`]), until the end.
     read_ahead: Option<ReadAhead>,
-    /// With [`Access::MapAhead`]: every segment and its length, in order, for a
-    /// reader that reads them ahead ([`wal_fileutil::FileSystem::read_ahead`]).
-    pub files: Vec<(PathBuf, u64)>,
+    /// Mapped: every segment and its length, in order, for
+    /// [`Stream::read_ahead_all`].
+    files: Vec<(PathBuf, u64)>,
     /// The path of the segment being read, by its index in the stream.
     file: Option<(usize, Arc<Path>)>,
 }
@@ -169,8 +169,8 @@ impl Stream {
                     Ok(Some(bytes)) => {
                         if access == Access::MapAhead {
                             mapped.push(bytes.clone());
-                            files.push((path.clone(), bytes.len() as u64));
                         }
+                        files.push((path.clone(), bytes.len() as u64));
                         segs.push(SegmentReader::from_bytes(path, bytes));
                         continue;
                     }
@@ -179,9 +179,7 @@ impl Stream {
                 }
             }
             let size = f.len()?;
-            if access == Access::MapAhead {
-                files.push((path.clone(), size));
-            }
+            files.push((path.clone(), size));
             segs.push(SegmentReader::new(path, size, Box::new(f)));
         }
         let mut stream = Self::new(Decoder::new(segs));
@@ -221,6 +219,21 @@ impl Stream {
         let mut stream = Self::new(Decoder::new(segs));
         stream.read_ahead = read_ahead;
         Ok(stream)
+    }
+
+    /// For a mapped stream: starts a helper that reads every segment not yet in
+    /// the page cache ahead of the decoder, unbounded (the decoder maps every
+    /// page anyway), so a cold read overlaps the disk: a fault on a mapping reads
+    /// around its page synchronously, while the helper's reads get the kernel's
+    /// readahead (docs/benchmarks.md, lever 18). False if none runs (a simulated
+    /// disk, no thread, or called twice).
+    pub fn read_ahead_all(&mut self, fs: &dyn FileSystem) -> bool {
+        let files = std::mem::take(&mut self.files);
+        if self.read_ahead.is_none() && !files.is_empty() {
+            self.read_ahead = fs.read_ahead(files, u64::MAX);
+            return self.read_ahead.is_some();
+        }
+        false
     }
 
     /// The next non-crc record; `Err(End)` is reported through `Ok(Err(..))` so

@@ -26,6 +26,9 @@ pub fn verify_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<HardSt
     let fs = &*opts.fs;
     let (names, at) = select_wal_files(fs, dir, snap.index)?;
     let mut stream = Stream::open(fs, dir, &names[at..], Access::Map)?;
+    if opts.read_ahead {
+        stream.read_ahead_all(fs);
+    }
     let mut metadata: Option<bytes::Bytes> = None;
     let mut state = HardState::default();
     let mut matched = false;
@@ -85,6 +88,9 @@ fn valid_snapshot_entries_once(opts: &Options, dir: &Path) -> Result<Vec<Snapsho
     let fs = &*opts.fs;
     let names = read_wal_names(fs, dir)?;
     let mut stream = Stream::open(fs, dir, &names, Access::Map)?;
+    if opts.read_ahead {
+        stream.read_ahead_all(fs);
+    }
     let mut snaps = Vec::new();
     let mut state = HardState::default();
     loop {

@@ -400,27 +400,41 @@ fn a_cold_streaming_replay_reads_the_segments_ahead_of_the_decoder() {
     assert_eq!(entries, index);
 }
 
-#[test]
-fn a_cold_read_all_reads_every_entry() {
-    // Finished segments dropped from the page cache: read_all reads them ahead
-    // instead of touching their pages, and still returns the log whole.
-    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (dir, opts, mut index) = cold_wal(root.path(), 1 << 20, 2000, 100, 3000);
-    // Without the helper too (the toucher then takes every segment), cold again.
-    let off = opts.clone().read_ahead(false);
-    let all = off
-        .open_for_read(&dir, &Snapshot::default())
-        .unwrap()
-        .read_all()
-        .unwrap();
-    assert_eq!(all.entries.len() as u64, index);
-    drop(all);
-    for e in std::fs::read_dir(&dir).unwrap() {
+/// Drops every file of `dir` from the page cache.
+fn drop_from_cache(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
         let f = wal_fileutil::os()
             .open(&e.unwrap().path(), &wal_fileutil::OpenOptions::read())
             .unwrap();
         f.drop_cache().unwrap();
     }
+}
+
+#[test]
+fn a_cold_read_all_reads_every_entry() {
+    // Finished segments dropped from the page cache: read_all, verify and
+    // valid_snapshot_entries read them ahead instead of faulting their pages in
+    // one by one, and still read the log whole; with read_ahead(false) too.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (dir, opts, mut index) = cold_wal(root.path(), 1 << 20, 2000, 100, 3000);
+    let snap = Snapshot::default();
+    assert_eq!(wal::verify(&dir, &snap).unwrap().commit, index);
+    drop_from_cache(&dir);
+    assert_eq!(
+        wal::valid_snapshot_entries(&dir).unwrap(),
+        vec![snap.clone()]
+    );
+    drop_from_cache(&dir);
+    let off = opts.clone().read_ahead(false);
+    assert_eq!(
+        wal::verify::verify_with(&off, &dir, &snap).unwrap().commit,
+        index
+    );
+    drop_from_cache(&dir);
+    let all = off.open_for_read(&dir, &snap).unwrap().read_all().unwrap();
+    assert_eq!(all.entries.len() as u64, index);
+    drop(all);
+    drop_from_cache(&dir);
     let w = opts.open(&dir, &Snapshot::default()).unwrap();
     let all = w.read_all().unwrap();
     assert_eq!(all.metadata.as_deref(), Some(&b"meta"[..]));
