@@ -148,12 +148,12 @@ impl Stream {
         Some(p)
     }
 
-    /// Opens `names` (in `dir`) read-only as one stream. Unless `access` is
-    /// [`Access::Read`], every segment but the last is mapped where the file system
-    /// allows ([`wal_fileutil::WalFile::map`]): a finished segment never changes, and
-    /// its records' data then stay in the page cache instead of being copied into
-    /// fresh memory. The last one may still be written or truncated (by a live
-    /// etcd, or by repair), so it is always read.
+    /// Opens `names` (in `dir`) read-only as one stream. Unless `access` reads
+    /// ([`Access::Read`], [`Access::ReadAhead`]), every segment but the last is
+    /// mapped where the file system allows ([`wal_fileutil::WalFile::map`]): a
+    /// finished segment never changes, and its records' data then stay in the page
+    /// cache instead of being copied into fresh memory. The last one may still be
+    /// written or truncated (by a live etcd, or by repair), so it is always read.
     pub fn open(fs: &dyn FileSystem, dir: &Path, names: &[String], access: Access) -> Result<Self> {
         if matches!(access, Access::Read | Access::ReadAhead) {
             return Self::open_read(fs, dir, names, access == Access::ReadAhead);
