@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use nix::fcntl::PosixFadviseAdvice;
@@ -25,14 +25,28 @@ pub const READ_AHEAD_BYTES: u64 = 32 << 20;
 /// What the helper reads at once.
 const CHUNK: usize = 1 << 20;
 
-/// How long the helper sleeps while it is far enough ahead.
-const POLL: Duration = Duration::from_micros(100);
+/// How long the helper sleeps at most while it is far enough ahead; the reader
+/// wakes it sooner, once it has consumed enough.
+const PARK: Duration = Duration::from_millis(50);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Bytes the reader has consumed, across all files, in order.
     consumed: AtomicU64,
+    /// While the helper waits: the consumed count that lets it go on (else
+    /// `u64::MAX`).
+    wake_at: AtomicU64,
     stop: AtomicBool,
+    /// The helper, to wake.
+    helper: OnceLock<Thread>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(t) = self.helper.get() {
+            t.unpark();
+        }
+    }
 }
 
 /// A helper thread reading a list of files ahead of the reader that consumes
@@ -50,16 +64,24 @@ impl ReadAhead {
     /// in order, up to `ahead` bytes past what the reader has consumed. `None` if
     /// no thread could be started; the reader then reads alone.
     pub fn start(files: Vec<(PathBuf, u64)>, ahead: u64) -> Option<Self> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            consumed: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            stop: AtomicBool::new(false),
+            helper: OnceLock::new(),
+        });
         let theirs = Arc::clone(&shared);
         let helper = std::thread::Builder::new()
             .name("wal-readahead".into())
             .spawn(move || read_ahead(&files, ahead, &theirs));
         match helper {
-            Ok(h) => Some(Self {
-                shared,
-                helper: Some(h),
-            }),
+            Ok(h) => {
+                let _ = shared.helper.set(h.thread().clone());
+                Some(Self {
+                    shared,
+                    helper: Some(h),
+                })
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "no readahead thread");
                 None
@@ -79,7 +101,8 @@ impl ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake();
         if let Some(h) = self.helper.take() {
             let _ = h.join();
         }
@@ -96,7 +119,10 @@ pub struct Tracked<R> {
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.shared.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        let consumed = self.shared.consumed.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        if consumed >= self.shared.wake_at.load(Ordering::SeqCst) {
+            self.shared.wake();
+        }
         Ok(n)
     }
 }
@@ -166,16 +192,23 @@ fn advise(file: &File, advice: PosixFadviseAdvice) {
 }
 
 /// Waits until `start` is within `ahead` bytes of what the reader consumed;
-/// false if told to stop.
+/// false if told to stop. Parks meanwhile: an idle reader costs nothing.
 fn wait_for_reader(shared: &Shared, start: u64, ahead: u64) -> bool {
+    let need = start.saturating_sub(ahead);
     loop {
-        if shared.stop.load(Ordering::Relaxed) {
+        if shared.stop.load(Ordering::SeqCst) {
             return false;
         }
-        if start <= shared.consumed.load(Ordering::Relaxed) + ahead {
+        if shared.consumed.load(Ordering::SeqCst) >= need {
             return true;
         }
-        std::thread::sleep(POLL);
+        shared.wake_at.store(need, Ordering::SeqCst);
+        // Checked again after publishing `wake_at`, so a read in between is not
+        // missed; a stray wake-up only costs a loop.
+        if shared.consumed.load(Ordering::SeqCst) < need && !shared.stop.load(Ordering::SeqCst) {
+            std::thread::park_timeout(PARK);
+        }
+        shared.wake_at.store(u64::MAX, Ordering::SeqCst);
     }
 }
 
