@@ -1228,11 +1228,7 @@ pub struct ChildReport {
 
 /// Bytes read from storage by this process so far (`/proc/self/io`).
 fn disk_read_bytes() -> u64 {
-    read_text("/proc/self/io")
-        .lines()
-        .find_map(|l| l.strip_prefix("read_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    proc_number("/proc/self/io", "read_bytes:")
 }
 
 /// This process's major page faults so far (`/proc/self/stat`, field 12).
@@ -1243,12 +1239,18 @@ fn major_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// A `VmRSS:`-style line of `/proc/self/status`, in bytes.
 fn status_bytes(key: &str) -> u64 {
-    read_text("/proc/self/status")
+    proc_number("/proc/self/status", key) * 1024
+}
+
+/// The first number after `key` on its line of `path`; 0 where there is none.
+fn proc_number(path: &str, key: &str) -> u64 {
+    read_text(path)
         .lines()
         .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// One replay (`read-all`, `stream` or `raw-read-crc`) of `dir`, timed in this
