@@ -651,6 +651,16 @@ fn a_wal_of_large_writes_gets_its_next_files_zeroed_but_not_mapped() {
                 .any(|s| matches!(s, Seen::Map(n, ..) if n == name)),
             "{name} mapped: {seen:?}"
         );
+        // The zeros in writes of 256 KiB: larger folios, into which the WAL's
+        // large appends are cheaper to write than into 64 KiB ones.
+        let zero_writes: Vec<usize> = seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Write(n, b) if n == name && *b > 8 => Some(*b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(zero_writes, vec![256 << 10; 4], "{name}: {seen:?}");
     }
 }
 

@@ -363,7 +363,8 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         wal_pipeline::write_zeros(
             &mut *f,
             opts.segment_size,
-            prepare.zero_write_bytes(),
+            // `create` maps the first segment of a WAL that never syncs.
+            prepare.zero_write_bytes(true),
             || false,
         )?;
         f.seek(std::io::SeekFrom::Start(end))
