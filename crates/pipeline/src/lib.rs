@@ -118,7 +118,7 @@ impl Prepare {
     /// and every later write into a folio walks all of its blocks: small
     /// appends that are never synced run up to twice as fast into pages zeroed
     /// 64 KiB at a time, the 100 KB appends of a WAL that is not mapped about
-    /// 17 % faster into pages zeroed 256 KiB at a time, while fdatasync'ed
+    /// 16 % faster into pages zeroed 256 KiB at a time, while fdatasync'ed
     /// 100 KB saves ran about 10 % slower with 64 KiB than with 1 MiB
     /// (docs/benchmarks.md, levers 12 and 19).
     pub fn zero_write_bytes(self, mapped: bool) -> usize {
