@@ -113,13 +113,18 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
     assert!(num(cuts, "cuts_crossed") >= 3.0, "{cuts}");
     let ratios = &doc["ratios"];
     let cell = &ratios["append"][0];
-    let wal = num(&append[0], "saves_per_s");
-    assert_eq!(append[0]["impl"], "wal");
-    let zeroed = append
-        .iter()
-        .find(|r| r["impl"] == "raw-zeroed")
-        .map(|r| num(r, "saves_per_s"))
-        .unwrap();
+    assert_eq!(
+        (&cell["entry_bytes"], &cell["batch"]),
+        (&100.into(), &100.into())
+    );
+    let saves = |name: &str| {
+        append
+            .iter()
+            .find(|r| r["impl"] == name)
+            .map(|r| num(r, "saves_per_s"))
+            .unwrap()
+    };
+    let (wal, zeroed) = (saves("wal"), saves("raw-zeroed"));
     assert!(
         (num(cell, "vs_raw_zeroed") - wal / zeroed).abs() < 1e-9,
         "{cell}"
