@@ -244,7 +244,8 @@ fn fuzz(args: &[String]) -> Result<()> {
 
 /// `cargo xtask bench`: builds `walctl` in release mode and runs `walctl bench`
 /// with the given arguments (`--quick`, `--json`, `--dir D`, `--seconds S`, ...).
-/// `walctl` builds the etcd oracle itself when Go is installed.
+/// `walctl` builds the etcd oracle itself when Go is installed, and the
+/// okaywal/raft-engine peers (`tests/peers`) with cargo.
 fn bench(args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = std::process::Command::new(cargo)

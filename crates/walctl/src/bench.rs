@@ -16,12 +16,14 @@
 //!     the zeros any byte-compatible WAL must write if its segments are to have
 //!     written blocks, with no framing and no cut sequence (`wal`'s ceiling);
 //!   - `etcd`: etcd 3.4's Go WAL through the interop oracle
-//!     (`tests/interop/oracle`), when Go and etcd's sources are installed.
+//!     (`tests/interop/oracle`), when Go and etcd's sources are installed;
+//!   - `okaywal` and `raft-engine`: the Rust peers, each saving the same entries
+//!     and hard state durably (`tests/peers`, built with cargo when not given).
 //!
 //!   The raw baselines write exactly as many saves as the WAL did in that repetition
 //!   (the same total bytes over the same number of segment-sized files).
 //! - **cpu_save**: `save` with `unsafe_no_sync` (pure CPU), beside etcd's
-//!   `SetUnsafeNoFsync` and `raw-write`: the same framed bytes written into fresh
+//!   `SetUnsafeNoFsync`, raft-engine's unsynced write, and `raw-write`: the same framed bytes written into fresh
 //!   preallocated files without fsync, the page-cache cost every WAL pays; and
 //!   `raw-write-cached`: the same into files whose pages are already in the page
 //!   cache, the floor of one `write` per save.
@@ -73,6 +75,11 @@ pub struct BenchOptions {
     pub oracle: Option<PathBuf>,
     /// Skip the etcd column.
     pub no_etcd: bool,
+    /// The peers binary (`tests/peers`); when `None` it is built if cargo is
+    /// installed and the sources are there.
+    pub peers: Option<PathBuf>,
+    /// Skip the okaywal and raft-engine columns.
+    pub no_peers: bool,
     /// This executable, for the replay runs in fresh processes (`bench-child`);
     /// when `None` they run in this process and RSS is not reported.
     pub self_exe: Option<PathBuf>,
@@ -153,7 +160,9 @@ pub struct Config {
 /// One cell of the append matrix for one implementation.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppendRow {
-    /// `wal`, `wal-fallocated`, `raw-fallocated`, `raw-zeroed`, `raw-zeroing` or `etcd`.
+    /// `wal`, `wal-fallocated`, `raw-fallocated`, `raw-zeroed`, `raw-zeroing`,
+    /// `etcd`, `okaywal` or `raft-engine` (no fsync: `wal`, `raw-write`,
+    /// `raw-write-cached`, `etcd`, `raft-engine`).
     #[serde(rename = "impl")]
     pub impl_name: String,
     /// Data bytes per entry.
@@ -274,6 +283,10 @@ pub struct CellRatio {
     pub ceiling_vs_raw_zeroed: Option<f64>,
     /// wal / etcd.
     pub vs_etcd: Option<f64>,
+    /// wal / okaywal (it has no unsynced commit: null without fsync).
+    pub vs_okaywal: Option<f64>,
+    /// wal / raft-engine.
+    pub vs_raft_engine: Option<f64>,
     /// wal / raw-write: saves without fsync only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_raw_write: Option<f64>,
@@ -375,6 +388,7 @@ struct Ctx {
     base: PathBuf,
     log: bool,
     oracle: Option<PathBuf>,
+    peers: Option<PathBuf>,
     self_exe: Option<PathBuf>,
     zero_pool: Vec<PathBuf>,
     counter: u64,
@@ -408,6 +422,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         base: base.clone(),
         log: o.log,
         oracle: None,
+        peers: None,
         self_exe: o.self_exe.clone(),
         zero_pool: Vec::new(),
         counter: 0,
@@ -443,6 +458,20 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
             Err(why) => {
                 ctx.say(format!("etcd column unavailable: {why}"));
                 ctx.unavailable.push(format!("etcd: {why}"));
+            }
+        }
+    }
+    if o.no_peers {
+        ctx.unavailable
+            .push("okaywal, raft-engine: --no-peers".into());
+    } else {
+        match o.peers.clone().map(Ok).unwrap_or_else(|| build_peers(ctx)) {
+            Ok(p) => ctx.peers = Some(p),
+            Err(why) => {
+                ctx.say(format!(
+                    "okaywal and raft-engine columns unavailable: {why}"
+                ));
+                ctx.unavailable.push(format!("okaywal, raft-engine: {why}"));
             }
         }
     }
@@ -577,6 +606,30 @@ fn build_oracle(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
     Ok(out)
 }
 
+/// Builds `tests/peers` (okaywal and raft-engine behind one command line) with
+/// cargo, in its own target directory so later runs reuse the build.
+fn build_peers(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers");
+    let manifest = src.join("Cargo.toml");
+    if !manifest.exists() {
+        return Err(format!("peer sources not found at {}", src.display()));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    ctx.say("building okaywal and raft-engine (tests/peers, cargo build --release)");
+    let res = Command::new(&cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .map_err(|e| format!("cargo is not installed ({e})"))?;
+    if !res.status.success() {
+        return Err(format!(
+            "cargo build of tests/peers failed: {}",
+            String::from_utf8_lossy(&res.stderr).trim()
+        ));
+    }
+    Ok(src.join("target/release/wal-peers"))
+}
+
 fn oracle_json(oracle: &Path, args: &[String]) -> Result<serde_json::Value> {
     let out = Command::new(oracle)
         .args(args)
@@ -584,11 +637,13 @@ fn oracle_json(oracle: &Path, args: &[String]) -> Result<serde_json::Value> {
         .with_context(|| format!("running {}", oracle.display()))?;
     if !out.status.success() {
         bail!(
-            "oracle {args:?} failed: {}",
+            "{} {args:?} failed: {}",
+            oracle.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    serde_json::from_slice(&out.stdout).context("parsing the oracle's JSON")
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing the JSON of {}", oracle.display()))
 }
 
 fn num(v: &serde_json::Value, k: &str) -> f64 {
@@ -713,12 +768,47 @@ fn run_etcd(
         args.push("nosync".into());
     }
     settle();
-    let v = oracle_json(oracle, &args)?;
+    child_run(&oracle_json(oracle, &args)?)
+}
+
+/// One of the Rust peers (`okaywal`, `raft-engine`) on a fresh log in `dir`.
+fn run_peer(
+    peers: &Path,
+    name: &str,
+    dir: &Path,
+    entry_bytes: usize,
+    batch: usize,
+    seconds: f64,
+    nosync: bool,
+) -> Result<Run> {
+    let mut args = vec![
+        "bench-append".to_string(),
+        name.to_string(),
+        dir.display().to_string(),
+        entry_bytes.to_string(),
+        batch.to_string(),
+        seconds.to_string(),
+        "0".to_string(),
+    ];
+    if nosync {
+        args.push("nosync".into());
+    }
+    settle();
+    child_run(&oracle_json(peers, &args)?)
+}
+
+/// A run as a child process reported it (`saves`, `seconds`, `p50_us`, `p99_us`).
+fn child_run(v: &serde_json::Value) -> Result<Run> {
+    let saves = num(v, "saves") as u64;
+    let secs = num(v, "seconds");
+    if saves == 0 || secs <= 0.0 {
+        bail!("the child reported no saves: {v}");
+    }
     Ok(Run {
-        saves: num(&v, "saves") as u64,
-        secs: num(&v, "seconds"),
-        p50: num(&v, "p50_us"),
-        p99: num(&v, "p99_us"),
+        saves,
+        secs,
+        p50: num(v, "p50_us"),
+        p99: num(v, "p99_us"),
         ..Run::default()
     })
 }
@@ -919,6 +1009,15 @@ fn row(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow 
     }
 }
 
+/// The row of an optional column: its figures, or a note that it was not measured.
+fn row_or_missing(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow {
+    if runs.is_empty() {
+        missing(name, entry_bytes, batch, "unavailable: see `unavailable`")
+    } else {
+        row(name, entry_bytes, batch, runs)
+    }
+}
+
 fn missing(name: &str, entry_bytes: usize, batch: usize, note: &str) -> AppendRow {
     AppendRow {
         impl_name: name.into(),
@@ -946,7 +1045,8 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     let etcd_prealloc = opts.clone().zero_fill_segments(false);
     for &(eb, batch) in &plan.cells {
         let bytes = save_bytes(eb, batch)?;
-        let [mut w, mut wf, mut rf, mut rz, mut ri, mut et]: [Vec<Run>; 6] = Default::default();
+        let [mut w, mut wf, mut rf, mut rz, mut ri, mut et, mut ok, mut re]: [Vec<Run>; 8] =
+            Default::default();
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal");
             let r = run_wal(&dir, &opts, eb, batch, plan.seconds, 0)?;
@@ -977,6 +1077,21 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 et.push(run_etcd(&oracle, &dir, eb, batch, plan.seconds, false)?);
                 remove(&dir);
             }
+            if let Some(peers) = ctx.peers.clone() {
+                for (name, runs) in [("okaywal", &mut ok), ("raft-engine", &mut re)] {
+                    let dir = ctx.fresh(name);
+                    runs.push(run_peer(
+                        &peers,
+                        name,
+                        &dir,
+                        eb,
+                        batch,
+                        plan.seconds,
+                        false,
+                    )?);
+                    remove(&dir);
+                }
+            }
         }
         let cell = [
             row("wal", eb, batch, &w),
@@ -984,11 +1099,9 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             row("raw-fallocated", eb, batch, &rf),
             row("raw-zeroed", eb, batch, &rz),
             row("raw-zeroing", eb, batch, &ri),
-            if et.is_empty() {
-                missing("etcd", eb, batch, "unavailable: see `unavailable`")
-            } else {
-                row("etcd", eb, batch, &et)
-            },
+            row_or_missing("etcd", eb, batch, &et),
+            row_or_missing("okaywal", eb, batch, &ok),
+            row_or_missing("raft-engine", eb, batch, &re),
         ];
         if ctx.log {
             let f = |r: &AppendRow| {
@@ -1016,7 +1129,7 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
         .unsafe_no_sync(true);
     for &(eb, batch) in &plan.cpu_cells {
         let bytes = save_bytes(eb, batch)?;
-        let (mut w, mut raw, mut et) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut w, mut raw, mut et, mut re) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut cached = Vec::new();
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal-nosync");
@@ -1044,26 +1157,36 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 et.push(run_etcd(&oracle, &dir, eb, batch, plan.cpu_seconds, true)?);
                 remove(&dir);
             }
+            if let Some(peers) = ctx.peers.clone() {
+                let dir = ctx.fresh("raft-engine-nosync");
+                let r = run_peer(
+                    &peers,
+                    "raft-engine",
+                    &dir,
+                    eb,
+                    batch,
+                    plan.cpu_seconds,
+                    true,
+                )?;
+                re.push(r);
+                remove(&dir);
+            }
         }
         let a = row("wal", eb, batch, &w);
         let r = row("raw-write", eb, batch, &raw);
         let rc = row("raw-write-cached", eb, batch, &cached);
-        let b = if et.is_empty() {
-            missing("etcd", eb, batch, "unavailable: see `unavailable`")
-        } else {
-            row("etcd", eb, batch, &et)
-        };
+        let b = row_or_missing("etcd", eb, batch, &et);
+        let e = row_or_missing("raft-engine", eb, batch, &re);
+        let f = |r: &AppendRow| r.entries_per_s.map_or("n/a".into(), |v| format!("{v:.0}"));
         ctx.say(format!(
-            "save without fsync {eb} B x {batch}: entries/s wal {:.0} raw-write {:.0} raw-write-cached {:.0} etcd {}",
-            a.entries_per_s.unwrap_or(0.0),
-            r.entries_per_s.unwrap_or(0.0),
-            rc.entries_per_s.unwrap_or(0.0),
-            b.entries_per_s.map_or("n/a".into(), |v| format!("{v:.0}"))
+            "save without fsync {eb} B x {batch}: entries/s wal {} raw-write {} raw-write-cached {} etcd {} raft-engine {}",
+            f(&a),
+            f(&r),
+            f(&rc),
+            f(&b),
+            f(&e)
         ));
-        rows.push(a);
-        rows.push(r);
-        rows.push(rc);
-        rows.push(b);
+        rows.extend([a, r, rc, b, e]);
     }
     Ok(rows)
 }
@@ -1528,6 +1651,8 @@ fn ratios(
                 find(rows, "raw-zeroed", eb, b).and_then(get),
             ),
             vs_etcd: ratio(w, find(rows, "etcd", eb, b).and_then(get)),
+            vs_okaywal: ratio(w, find(rows, "okaywal", eb, b).and_then(get)),
+            vs_raft_engine: ratio(w, find(rows, "raft-engine", eb, b).and_then(get)),
             vs_raw_write: ratio(w, find(rows, "raw-write", eb, b).and_then(get)),
         }
     };
@@ -1583,6 +1708,19 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 impl Report {
+    /// One append table cell: saves/s (MB/s, p50/p99 us), or n/a.
+    fn append_cell(&self, name: &str, r: &CellRatio) -> String {
+        find(&self.append, name, r.entry_bytes, r.batch).map_or("n/a".to_string(), |x| {
+            format!(
+                "{} ({} MB/s, {}/{})",
+                opt(x.saves_per_s, 0),
+                opt(x.mb_per_s, 1),
+                opt(x.p50_us, 0),
+                opt(x.p99_us, 0)
+            )
+        })
+    }
+
     /// The report as text tables.
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let m = &self.machine;
@@ -1617,17 +1755,7 @@ impl Report {
         )?;
         writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for r in &self.ratios.append {
-            let c = |name| {
-                find(&self.append, name, r.entry_bytes, r.batch).map_or("n/a".to_string(), |x| {
-                    format!(
-                        "{} ({} MB/s, {}/{})",
-                        opt(x.saves_per_s, 0),
-                        opt(x.mb_per_s, 1),
-                        opt(x.p50_us, 0),
-                        opt(x.p99_us, 0)
-                    )
-                })
-            };
+            let c = |name| self.append_cell(name, r);
             writeln!(
                 out,
                 "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -1647,12 +1775,36 @@ impl Report {
             )?;
         }
         writeln!(out)?;
+        writeln!(
+            out,
+            "append against the Rust peers, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)"
+        )?;
+        writeln!(
+            out,
+            "| cell | wal | okaywal | raft-engine | wal/okaywal | wal/raft-engine |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|")?;
+        for r in &self.ratios.append {
+            let c = |name| self.append_cell(name, r);
+            writeln!(
+                out,
+                "| {} x {} B | {} | {} | {} | {} | {} |",
+                r.batch,
+                r.entry_bytes,
+                c("wal"),
+                c("okaywal"),
+                c("raft-engine"),
+                opt(r.vs_okaywal, 2),
+                opt(r.vs_raft_engine, 2)
+            )?;
+        }
+        writeln!(out)?;
         writeln!(out, "save without fsync (entries/s)")?;
         writeln!(
             out,
-            "| cell | wal | raw-write | raw-write-cached | etcd | wal/etcd | wal/raw-write | raw-write/etcd | raw-write-cached/etcd |"
+            "| cell | wal | raw-write | raw-write-cached | etcd | raft-engine | wal/etcd | wal/raft-engine | wal/raw-write | raw-write/etcd | raw-write-cached/etcd |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|")?;
         for r in &self.ratios.cpu_save_vs_etcd {
             let c = |name| {
                 find(&self.cpu_save, name, r.entry_bytes, r.batch)
@@ -1670,14 +1822,16 @@ impl Report {
             );
             writeln!(
                 out,
-                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.batch,
                 r.entry_bytes,
                 c("wal"),
                 c("raw-write"),
                 c("raw-write-cached"),
                 c("etcd"),
+                c("raft-engine"),
                 opt(r.vs_etcd, 2),
+                opt(r.vs_raft_engine, 2),
                 opt(r.vs_raw_write, 2),
                 opt(raw_over_etcd, 2),
                 opt(cached_over_etcd, 2)

@@ -77,6 +77,13 @@ struct BenchArgs {
     /// Skip the etcd column.
     #[arg(long)]
     no_etcd: bool,
+    /// The peers binary (tests/peers: okaywal and raft-engine) [default: built with
+    /// cargo if the sources are there].
+    #[arg(long, value_name = "PATH")]
+    peers: Option<PathBuf>,
+    /// Skip the okaywal and raft-engine columns.
+    #[arg(long)]
+    no_peers: bool,
     /// Run only some parts: append, cpu, cuts, replay (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     only: Vec<String>,
@@ -278,6 +285,8 @@ fn bench(a: BenchArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         reps: a.reps,
         oracle: a.oracle,
         no_etcd: a.no_etcd,
+        peers: a.peers,
+        no_peers: a.no_peers,
         only: a.only,
         cells: a.cells,
         self_exe: std::env::current_exe().ok(),

@@ -58,6 +58,7 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
         "--seconds",
         "0.05",
         "--no-etcd",
+        "--no-peers",
         "--json",
         "--dir",
         d,
@@ -83,13 +84,17 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
             "{r}"
         );
     }
-    // The etcd column says why it is missing instead of disappearing.
-    assert!(
-        append
-            .iter()
-            .any(|r| r["impl"] == "etcd" && r["saves_per_s"].is_null()),
-        "{append:?}"
-    );
+    // The etcd and peer columns say why they are missing instead of disappearing.
+    for name in ["etcd", "okaywal", "raft-engine"] {
+        assert!(
+            append
+                .iter()
+                .any(|r| r["impl"] == name && r["saves_per_s"].is_null()),
+            "{name}: {append:?}"
+        );
+    }
+    let unavailable = doc["unavailable"].to_string();
+    assert!(unavailable.contains("--no-peers"), "{unavailable}");
     let replay = doc["replay"].as_array().unwrap();
     let warm = |name: &str| {
         replay
@@ -137,6 +142,55 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
         num(ratios, "read_all_rss_over_entry_bytes") > 1.0,
         "{ratios}"
     );
+}
+
+#[test]
+fn bench_measures_okaywal_and_raft_engine_beside_the_wal() {
+    // The peers are built from tests/peers with cargo (once; later runs reuse it).
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let run = walctl(&[
+        "bench",
+        "--quick",
+        "--only",
+        "append,cpu",
+        "--cells",
+        "100x100",
+        "--seconds",
+        "0.05",
+        "--no-etcd",
+        "--json",
+        "--dir",
+        d,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let saves = |part: &str, name: &str| {
+        let r = doc[part]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["impl"] == name)
+            .unwrap_or_else(|| panic!("{part} {name}: {doc}"));
+        assert!(
+            num(r, "p50_us") > 0.0 && num(r, "p50_us") <= num(r, "p99_us"),
+            "{r}"
+        );
+        num(r, "saves_per_s")
+    };
+    let cell = &doc["ratios"]["append"][0];
+    let wal = saves("append", "wal");
+    for (name, key) in [("okaywal", "vs_okaywal"), ("raft-engine", "vs_raft_engine")] {
+        let peer = saves("append", name);
+        assert!(peer > 0.0);
+        assert!((num(cell, key) - wal / peer).abs() < 1e-9, "{cell}");
+    }
+    // Without fsync only raft-engine has a mode to compare (okaywal always syncs).
+    let cpu = &doc["ratios"]["cpu_save_vs_etcd"][0];
+    let ratio = saves("cpu_save", "wal") / saves("cpu_save", "raft-engine");
+    assert!((num(cpu, "vs_raft_engine") - ratio).abs() < 1e-9, "{cpu}");
+    assert!(cpu["vs_okaywal"].is_null(), "{cpu}");
 }
 
 #[test]
