@@ -23,8 +23,9 @@
 //!   The raw baselines write exactly as many saves as the WAL did in that repetition
 //!   (the same total bytes over the same number of segment-sized files).
 //! - **cpu_save**: `save` with `unsafe_no_sync` (pure CPU), beside etcd's
-//!   `SetUnsafeNoFsync`, raft-engine's unsynced write, and `raw-write`: the same framed bytes written into fresh
-//!   preallocated files without fsync, the page-cache cost every WAL pays; and
+//!   `SetUnsafeNoFsync`, raft-engine's unsynced write, and `raw-write`: the same
+//!   framed bytes written into fresh preallocated files without fsync, the
+//!   page-cache cost every WAL pays; and
 //!   `raw-write-cached`: the same into files whose pages are already in the page
 //!   cache, the floor of one `write` per save.
 //! - **replay**: about 256 MiB of 1 KiB entries in 64 MB segments, read with
@@ -243,8 +244,8 @@ pub struct Cuts {
 pub struct Ratios {
     /// Per cell: wal over each other implementation (saves/s).
     pub append: Vec<CellRatio>,
-    /// Per cell: wal over etcd, no fsync (entries/s), and over `raw-write` (the
-    /// same bytes written, nothing else).
+    /// Per cell: wal over etcd and over raft-engine, no fsync (entries/s), and over
+    /// `raw-write` (the same bytes written, nothing else).
     pub cpu_save_vs_etcd: Vec<CellRatio>,
     /// Streaming, warm, GB/s.
     pub stream_warm_gb_per_s: Option<f64>,
