@@ -411,6 +411,14 @@ impl Ctx {
 
 /// Runs the suite and returns its report.
 pub fn run(o: &BenchOptions) -> Result<Report> {
+    // A helper given by path is checked now, not minutes into the run.
+    for (flag, path) in [("--oracle", &o.oracle), ("--peers", &o.peers)] {
+        if let Some(p) = path {
+            if !p.is_file() {
+                bail!("{flag} {}: no such file", p.display());
+            }
+        }
+    }
     let plan = Plan::new(o);
     let parent = o.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;

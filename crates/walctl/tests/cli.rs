@@ -42,6 +42,19 @@ fn bench_takes_its_options() {
     }
     // A bad value is a usage error, before anything is measured.
     assert_eq!(walctl(&["bench", "--seconds", "x"]).code, 2);
+    // A helper binary that is not there fails at once, naming the flag.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    for flag in ["--oracle", "--peers"] {
+        let run = walctl(&["bench", "--quick", flag, "/nonexistent/helper", "--dir", d]);
+        assert_ne!(run.code, 0, "{flag}");
+        assert!(
+            run.stderr.contains(&format!("{flag} /nonexistent/helper")),
+            "{flag}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("bench: append"), "{}", run.stderr);
+    }
 }
 
 #[test]
