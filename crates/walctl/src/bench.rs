@@ -190,12 +190,15 @@ pub struct AppendRow {
 /// One replay measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplayRow {
-    /// `read_all`, `stream`, `raw-read-crc` or `etcd`.
+    /// `read_all`, `stream`, `raw-read-crc`, `etcd`, `okaywal` or `raft-engine`
+    /// (the peers read their own logs of the same entries back into memory).
     #[serde(rename = "impl")]
     pub impl_name: String,
     /// `warm` or `cold`.
     pub cache: String,
-    /// WAL bytes (frames) per second, 10^6.
+    /// WAL bytes (frames) per second, 10^6; for the peers, this WAL's bytes of
+    /// the same entries over the peer's time, so every row compares entries per
+    /// second.
     pub mb_per_s: Option<f64>,
     /// Peak RSS of the process that did it (`VmHWM`).
     pub peak_rss_bytes: Option<u64>,
@@ -251,6 +254,10 @@ pub struct Ratios {
     pub stream_warm_gb_per_s: Option<f64>,
     /// `read_all` over etcd's `ReadAll`, warm.
     pub read_all_vs_etcd_warm: Option<f64>,
+    /// `read_all` over okaywal's recovery of the same entries, warm.
+    pub read_all_vs_okaywal_warm: Option<f64>,
+    /// `read_all` over raft-engine's open + fetch of the same entries, warm.
+    pub read_all_vs_raft_engine_warm: Option<f64>,
     /// `read_all` over the raw read, warm.
     pub read_all_vs_raw_warm: Option<f64>,
     /// `read_all` over the raw read, cold.
@@ -1513,6 +1520,32 @@ fn run_etcd_read(oracle: &Path, rw: &ReplayWal) -> Result<ChildReport> {
     })
 }
 
+/// A peer's `bench-read` of its own log of the replay's entries; every entry must
+/// come back.
+fn run_peer_read(peers: &Path, name: &str, dir: &Path, entries: u64) -> Result<ChildReport> {
+    let v = oracle_json(
+        peers,
+        &[
+            "bench-read".to_string(),
+            name.to_string(),
+            dir.display().to_string(),
+        ],
+    )?;
+    let got = num(&v, "entries") as u64;
+    if got != entries {
+        bail!("{name} read {got} entries back, not {entries}");
+    }
+    Ok(ChildReport {
+        seconds: num(&v, "seconds"),
+        entries: got,
+        entry_bytes: num(&v, "entry_bytes") as u64,
+        baseline_rss_bytes: 0,
+        peak_rss_bytes: num(&v, "peak_rss_bytes") as u64,
+        major_faults: 0,
+        disk_read_bytes: 0,
+    })
+}
+
 /// Writes back dirty pages and drops the page cache; false if not allowed.
 fn drop_caches() -> bool {
     let _ = Command::new("sync").status();
@@ -1531,6 +1564,25 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
     if ctx.oracle.is_some() {
         impls.push("etcd");
     }
+    // The peers' own logs of the same entries.
+    let entries = rw.entry_bytes / REPLAY_ENTRY_BYTES as u64;
+    let mut peer_dirs = Vec::new();
+    if let Some(peers) = ctx.peers.clone() {
+        for name in ["okaywal", "raft-engine"] {
+            let dir = ctx.fresh(&format!("replay-{name}"));
+            let args = [
+                "bench-fill".to_string(),
+                name.to_string(),
+                dir.display().to_string(),
+                entries.to_string(),
+                REPLAY_ENTRY_BYTES.to_string(),
+            ];
+            oracle_json(&peers, &args)?;
+            impls.push(name);
+            peer_dirs.push((name, dir));
+        }
+        settle();
+    }
     let cold_ok = drop_caches();
     if !cold_ok {
         ctx.unavailable
@@ -1543,8 +1595,13 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
         }
         let mut results: Vec<Vec<ChildReport>> = vec![Vec::new(); impls.len()];
         if cache == "warm" {
-            // Bring every segment into the page cache once.
+            // Bring every segment (and the peers' logs) into the page cache once.
             run_child(ctx, "raw-read-crc", &rw)?;
+            for (name, dir) in &peer_dirs {
+                if let Some(peers) = &ctx.peers {
+                    run_peer_read(peers, name, dir, entries)?;
+                }
+            }
         }
         for rep in 0..plan.replay_reps {
             // Each repetition starts with the next reader, so none always runs
@@ -1560,9 +1617,13 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                     "read_all" => run_child(ctx, "read-all", &rw)?,
                     "stream" => run_child(ctx, "stream", &rw)?,
                     "raw-read-crc" => run_child(ctx, "raw-read-crc", &rw)?,
-                    _ => match &ctx.oracle {
+                    "etcd" => match &ctx.oracle {
                         Some(o) => run_etcd_read(o, &rw)?,
                         None => continue,
+                    },
+                    peer => match (&ctx.peers, peer_dirs.iter().find(|(n, _)| *n == peer)) {
+                        (Some(p), Some((_, dir))) => run_peer_read(p, peer, dir, entries)?,
+                        _ => continue,
                     },
                 };
                 results[i].push(r);
@@ -1578,13 +1639,14 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
             let peak = median(rs.iter().map(|r| r.peak_rss_bytes as f64).collect()) as u64;
             let base = median(rs.iter().map(|r| r.baseline_rss_bytes as f64).collect()) as u64;
             let entries = rs.first().map(|r| r.entries);
-            let has_rss = ctx.self_exe.is_some() || *name == "etcd";
+            let own_process = ["etcd", "okaywal", "raft-engine"].contains(name);
+            let has_rss = ctx.self_exe.is_some() || own_process;
             rows.push(ReplayRow {
                 impl_name: (*name).to_string(),
                 cache: cache.to_string(),
                 mb_per_s: Some(mbs),
                 peak_rss_bytes: has_rss.then_some(peak),
-                baseline_rss_bytes: (has_rss && *name != "etcd").then_some(base),
+                baseline_rss_bytes: (has_rss && !own_process).then_some(base),
                 entries,
                 note: None,
             });
@@ -1675,6 +1737,10 @@ fn ratios(
             .find(|r| r.impl_name == name && r.cache == "warm")
             .and_then(|r| r.peak_rss_bytes)
     };
+    // One replay row's MB/s over another's.
+    let over = |(a, ca): (&str, &str), (b, cb): (&str, &str)| {
+        ratio(replay_mbs(replay, a, ca), replay_mbs(replay, b, cb))
+    };
     Ratios {
         append: plan
             .cells
@@ -1687,22 +1753,12 @@ fn ratios(
             .map(|&(eb, b)| cell(cpu, eb, b, |r| r.entries_per_s))
             .collect(),
         stream_warm_gb_per_s: replay_mbs(replay, "stream", "warm").map(|v| v / 1000.0),
-        read_all_vs_etcd_warm: ratio(
-            replay_mbs(replay, "read_all", "warm"),
-            replay_mbs(replay, "etcd", "warm"),
-        ),
-        read_all_vs_raw_warm: ratio(
-            replay_mbs(replay, "read_all", "warm"),
-            replay_mbs(replay, "raw-read-crc", "warm"),
-        ),
-        read_all_vs_raw_cold: ratio(
-            replay_mbs(replay, "read_all", "cold"),
-            replay_mbs(replay, "raw-read-crc", "cold"),
-        ),
-        stream_vs_raw_cold: ratio(
-            replay_mbs(replay, "stream", "cold"),
-            replay_mbs(replay, "raw-read-crc", "cold"),
-        ),
+        read_all_vs_etcd_warm: over(("read_all", "warm"), ("etcd", "warm")),
+        read_all_vs_okaywal_warm: over(("read_all", "warm"), ("okaywal", "warm")),
+        read_all_vs_raft_engine_warm: over(("read_all", "warm"), ("raft-engine", "warm")),
+        read_all_vs_raw_warm: over(("read_all", "warm"), ("raw-read-crc", "warm")),
+        read_all_vs_raw_cold: over(("read_all", "cold"), ("raw-read-crc", "cold")),
+        stream_vs_raw_cold: over(("stream", "cold"), ("raw-read-crc", "cold")),
         read_all_rss_over_entry_bytes: ratio(
             rss("read_all").map(|v| v as f64),
             entry_bytes.map(|v| v as f64),
@@ -1881,9 +1937,11 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "targets: stream warm {} GB/s (>= 5); read_all/etcd warm {} (>= 4); read_all/raw cold {} (>= 0.9); stream/raw cold {}; read_all RSS/entry bytes {} (<= 1.3); stream RSS/segment {} (<= 1); cut p99 ratio {} (<= 1.5)",
+            "targets: stream warm {} GB/s (>= 5); read_all/etcd warm {} (>= 4); read_all/okaywal warm {}; read_all/raft-engine warm {}; read_all/raw cold {} (>= 0.9); stream/raw cold {}; read_all RSS/entry bytes {} (<= 1.3); stream RSS/segment {} (<= 1); cut p99 ratio {} (<= 1.5)",
             opt(r.stream_warm_gb_per_s, 2),
             opt(r.read_all_vs_etcd_warm, 2),
+            opt(r.read_all_vs_okaywal_warm, 2),
+            opt(r.read_all_vs_raft_engine_warm, 2),
             opt(r.read_all_vs_raw_cold, 2),
             opt(r.stream_vs_raw_cold, 2),
             opt(r.read_all_rss_over_entry_bytes, 2),

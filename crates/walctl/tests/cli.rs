@@ -166,7 +166,7 @@ fn bench_measures_okaywal_and_raft_engine_beside_the_wal() {
         "bench",
         "--quick",
         "--only",
-        "append,cpu",
+        "append,cpu,replay",
         "--cells",
         "100x100",
         "--seconds",
@@ -204,6 +204,27 @@ fn bench_measures_okaywal_and_raft_engine_beside_the_wal() {
     let ratio = saves("cpu_save", "wal") / saves("cpu_save", "raft-engine");
     assert!((num(cpu, "vs_raft_engine") - ratio).abs() < 1e-9, "{cpu}");
     assert!(cpu["vs_okaywal"].is_null(), "{cpu}");
+    // Replay: each peer reads its own log of the same 48 MiB of 1 KiB entries.
+    let warm = |name: &str| {
+        doc["replay"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["impl"] == name && r["cache"] == "warm")
+            .unwrap_or_else(|| panic!("{name}: {doc}"))
+            .clone()
+    };
+    let read_all = num(&warm("read_all"), "mb_per_s");
+    for (name, key) in [
+        ("okaywal", "read_all_vs_okaywal_warm"),
+        ("raft-engine", "read_all_vs_raft_engine_warm"),
+    ] {
+        let r = warm(name);
+        assert_eq!(r["entries"], 48 * 1024, "{r}");
+        assert!(num(&r, "peak_rss_bytes") > 0.0, "{r}");
+        let got = num(&doc["ratios"], key);
+        assert!((got - read_all / num(&r, "mb_per_s")).abs() < 1e-9, "{key}");
+    }
 }
 
 #[test]
