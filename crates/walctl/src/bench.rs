@@ -1768,6 +1768,22 @@ fn ratios(
     }
 }
 
+/// A titled markdown table, followed by a blank line.
+fn table(
+    out: &mut dyn Write,
+    title: &str,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+) -> std::io::Result<()> {
+    writeln!(out, "{title}")?;
+    writeln!(out, "| {} |", header.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(header.len()))?;
+    for row in rows {
+        writeln!(out, "| {} |", row.join(" | "))?;
+    }
+    writeln!(out)
+}
+
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"))
 }
@@ -1810,99 +1826,102 @@ impl Report {
             if self.config.quick { " (quick)" } else { "" }
         )?;
         writeln!(out)?;
-        writeln!(
+        let cell_name = |r: &CellRatio| format!("{} x {} B", r.batch, r.entry_bytes);
+        let rows = |f: &dyn Fn(&CellRatio) -> Vec<String>| -> Vec<Vec<String>> {
+            self.ratios.append.iter().map(f).collect()
+        };
+        table(
             out,
-            "append, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)"
+            "append, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)",
+            &[
+                "cell",
+                "wal",
+                "wal-fallocated",
+                "raw-fallocated",
+                "raw-zeroed",
+                "raw-zeroing",
+                "etcd",
+                "wal/zeroed",
+                "ceiling/zeroed",
+                "wal/zeroing",
+                "wal/fallocated",
+                "wal/etcd",
+            ],
+            rows(&|r| {
+                let c = |name| self.append_cell(name, r);
+                vec![
+                    cell_name(r),
+                    c("wal"),
+                    c("wal-fallocated"),
+                    c("raw-fallocated"),
+                    c("raw-zeroed"),
+                    c("raw-zeroing"),
+                    c("etcd"),
+                    opt(r.vs_raw_zeroed, 2),
+                    opt(r.ceiling_vs_raw_zeroed, 2),
+                    opt(r.vs_raw_zeroing, 2),
+                    opt(r.vs_raw_fallocated, 2),
+                    opt(r.vs_etcd, 2),
+                ]
+            }),
         )?;
-        writeln!(
+        table(
             out,
-            "| cell | wal | wal-fallocated | raw-fallocated | raw-zeroed | raw-zeroing | etcd | wal/zeroed | ceiling/zeroed | wal/zeroing | wal/fallocated | wal/etcd |"
+            "append against the Rust peers, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)",
+            &["cell", "wal", "okaywal", "raft-engine", "wal/okaywal", "wal/raft-engine"],
+            rows(&|r| {
+                let c = |name| self.append_cell(name, r);
+                vec![
+                    cell_name(r),
+                    c("wal"),
+                    c("okaywal"),
+                    c("raft-engine"),
+                    opt(r.vs_okaywal, 2),
+                    opt(r.vs_raft_engine, 2),
+                ]
+            }),
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
-        for r in &self.ratios.append {
-            let c = |name| self.append_cell(name, r);
-            writeln!(
-                out,
-                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.batch,
-                r.entry_bytes,
-                c("wal"),
-                c("wal-fallocated"),
-                c("raw-fallocated"),
-                c("raw-zeroed"),
-                c("raw-zeroing"),
-                c("etcd"),
-                opt(r.vs_raw_zeroed, 2),
-                opt(r.ceiling_vs_raw_zeroed, 2),
-                opt(r.vs_raw_zeroing, 2),
-                opt(r.vs_raw_fallocated, 2),
-                opt(r.vs_etcd, 2)
-            )?;
-        }
-        writeln!(out)?;
-        writeln!(
+        let cpu_rows = self
+            .ratios
+            .cpu_save_vs_etcd
+            .iter()
+            .map(|r| {
+                let rate = |name| {
+                    find(&self.cpu_save, name, r.entry_bytes, r.batch).and_then(|x| x.entries_per_s)
+                };
+                vec![
+                    cell_name(r),
+                    opt(rate("wal"), 0),
+                    opt(rate("raw-write"), 0),
+                    opt(rate("raw-write-cached"), 0),
+                    opt(rate("etcd"), 0),
+                    opt(rate("raft-engine"), 0),
+                    opt(r.vs_etcd, 2),
+                    opt(r.vs_raft_engine, 2),
+                    opt(r.vs_raw_write, 2),
+                    opt(ratio(rate("raw-write"), rate("etcd")), 2),
+                    opt(ratio(rate("raw-write-cached"), rate("etcd")), 2),
+                ]
+            })
+            .collect();
+        table(
             out,
-            "append against the Rust peers, fdatasync every save (saves/s; MB/s of entry data; p50/p99 us)"
+            "save without fsync (entries/s)",
+            &[
+                "cell",
+                "wal",
+                "raw-write",
+                "raw-write-cached",
+                "etcd",
+                "raft-engine",
+                "wal/etcd",
+                "wal/raft-engine",
+                "wal/raw-write",
+                "raw-write/etcd",
+                "raw-write-cached/etcd",
+            ],
+            cpu_rows,
         )?;
-        writeln!(
-            out,
-            "| cell | wal | okaywal | raft-engine | wal/okaywal | wal/raft-engine |"
-        )?;
-        writeln!(out, "|---|---|---|---|---|---|")?;
-        for r in &self.ratios.append {
-            let c = |name| self.append_cell(name, r);
-            writeln!(
-                out,
-                "| {} x {} B | {} | {} | {} | {} | {} |",
-                r.batch,
-                r.entry_bytes,
-                c("wal"),
-                c("okaywal"),
-                c("raft-engine"),
-                opt(r.vs_okaywal, 2),
-                opt(r.vs_raft_engine, 2)
-            )?;
-        }
-        writeln!(out)?;
-        writeln!(out, "save without fsync (entries/s)")?;
-        writeln!(
-            out,
-            "| cell | wal | raw-write | raw-write-cached | etcd | raft-engine | wal/etcd | wal/raft-engine | wal/raw-write | raw-write/etcd | raw-write-cached/etcd |"
-        )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|")?;
-        for r in &self.ratios.cpu_save_vs_etcd {
-            let c = |name| {
-                find(&self.cpu_save, name, r.entry_bytes, r.batch)
-                    .map_or("n/a".to_string(), |x| opt(x.entries_per_s, 0))
-            };
-            let raw_over_etcd = ratio(
-                find(&self.cpu_save, "raw-write", r.entry_bytes, r.batch)
-                    .and_then(|x| x.entries_per_s),
-                find(&self.cpu_save, "etcd", r.entry_bytes, r.batch).and_then(|x| x.entries_per_s),
-            );
-            let cached_over_etcd = ratio(
-                find(&self.cpu_save, "raw-write-cached", r.entry_bytes, r.batch)
-                    .and_then(|x| x.entries_per_s),
-                find(&self.cpu_save, "etcd", r.entry_bytes, r.batch).and_then(|x| x.entries_per_s),
-            );
-            writeln!(
-                out,
-                "| {} x {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.batch,
-                r.entry_bytes,
-                c("wal"),
-                c("raw-write"),
-                c("raw-write-cached"),
-                c("etcd"),
-                c("raft-engine"),
-                opt(r.vs_etcd, 2),
-                opt(r.vs_raft_engine, 2),
-                opt(r.vs_raw_write, 2),
-                opt(raw_over_etcd, 2),
-                opt(cached_over_etcd, 2)
-            )?;
-        }
-        writeln!(out)?;
         writeln!(
             out,
             "replay ({} entry bytes; MB/s of WAL bytes)",
