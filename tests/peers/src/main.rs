@@ -17,8 +17,9 @@
 //! `bench-read` keys.
 //!
 //! Both peers run with their default configuration, except that raft-engine's
-//! batch compression is off: the bench's entries are a repeating pattern lz4
-//! would shrink, and every other column writes every byte.
+//! batch compression is off (the bench's entries are a repeating pattern lz4
+//! would shrink, and every other column writes every byte), and that okaywal's
+//! replay log is never checkpointed (a checkpointed entry is not replayed).
 //!
 //! - okaywal: one log entry per save, one chunk per raft entry (index, term,
 //!   data) and one for the hard state; `commit` syncs. It has no unsynced commit.
