@@ -763,54 +763,35 @@ fn run_wal(
     Ok(run.finish())
 }
 
-fn run_etcd(
-    oracle: &Path,
+/// An append run of another implementation, in its own process on a fresh log
+/// in `dir`: etcd through the oracle (`peer` `None`), or one of the Rust peers
+/// (`okaywal`, `raft-engine`) through `tests/peers`.
+fn run_other(
+    bin: &Path,
+    peer: Option<&str>,
     dir: &Path,
     entry_bytes: usize,
     batch: usize,
     seconds: f64,
     nosync: bool,
 ) -> Result<Run> {
-    let mut args = vec![
-        "bench-append".to_string(),
+    let mut args = vec!["bench-append".to_string()];
+    args.extend(peer.map(str::to_string));
+    args.extend([
         dir.display().to_string(),
         entry_bytes.to_string(),
         batch.to_string(),
         seconds.to_string(),
         "0".to_string(),
-        SEGMENT_BYTES.to_string(),
-    ];
+    ]);
+    if peer.is_none() {
+        args.push(SEGMENT_BYTES.to_string());
+    }
     if nosync {
         args.push("nosync".into());
     }
     settle();
-    child_run(&oracle_json(oracle, &args)?)
-}
-
-/// One of the Rust peers (`okaywal`, `raft-engine`) on a fresh log in `dir`.
-fn run_peer(
-    peers: &Path,
-    name: &str,
-    dir: &Path,
-    entry_bytes: usize,
-    batch: usize,
-    seconds: f64,
-    nosync: bool,
-) -> Result<Run> {
-    let mut args = vec![
-        "bench-append".to_string(),
-        name.to_string(),
-        dir.display().to_string(),
-        entry_bytes.to_string(),
-        batch.to_string(),
-        seconds.to_string(),
-        "0".to_string(),
-    ];
-    if nosync {
-        args.push("nosync".into());
-    }
-    settle();
-    child_run(&oracle_json(peers, &args)?)
+    child_run(&oracle_json(bin, &args)?)
 }
 
 /// A run as a child process reported it (`saves`, `seconds`, `p50_us`, `p99_us`).
@@ -1090,15 +1071,23 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
 
             if let Some(oracle) = ctx.oracle.clone() {
                 let dir = ctx.fresh("etcd");
-                et.push(run_etcd(&oracle, &dir, eb, batch, plan.seconds, false)?);
+                et.push(run_other(
+                    &oracle,
+                    None,
+                    &dir,
+                    eb,
+                    batch,
+                    plan.seconds,
+                    false,
+                )?);
                 remove(&dir);
             }
             if let Some(peers) = ctx.peers.clone() {
                 for (name, runs) in [("okaywal", &mut ok), ("raft-engine", &mut re)] {
                     let dir = ctx.fresh(name);
-                    runs.push(run_peer(
+                    runs.push(run_other(
                         &peers,
-                        name,
+                        Some(name),
                         &dir,
                         eb,
                         batch,
@@ -1170,14 +1159,22 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             }
             if let Some(oracle) = ctx.oracle.clone() {
                 let dir = ctx.fresh("etcd-nosync");
-                et.push(run_etcd(&oracle, &dir, eb, batch, plan.cpu_seconds, true)?);
+                et.push(run_other(
+                    &oracle,
+                    None,
+                    &dir,
+                    eb,
+                    batch,
+                    plan.cpu_seconds,
+                    true,
+                )?);
                 remove(&dir);
             }
             if let Some(peers) = ctx.peers.clone() {
                 let dir = ctx.fresh("raft-engine-nosync");
-                let r = run_peer(
+                let r = run_other(
                     &peers,
-                    "raft-engine",
+                    Some("raft-engine"),
                     &dir,
                     eb,
                     batch,
