@@ -600,8 +600,8 @@ fn build_oracle(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
     let cache = std::env::temp_dir().join("walctl-bench-gocache");
     let out = ctx.base.join("etcd-oracle");
     ctx.say("building the etcd 3.4 oracle (go build)");
-    let res = Command::new("go")
-        .args(["build", "-o"])
+    let mut go = Command::new("go");
+    go.args(["build", "-o"])
         .arg(&out)
         .arg(".")
         .current_dir(&src)
@@ -610,16 +610,24 @@ fn build_oracle(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
         .env("GOCACHE", &cache)
         .env("GOFLAGS", "")
         .env("GOENV", "off")
-        .env("GOTOOLCHAIN", "local")
+        .env("GOTOOLCHAIN", "local");
+    build(&mut go, "go build")?;
+    Ok(out)
+}
+
+/// Runs a helper's build command; the error says whether the tool is missing or
+/// the build failed, with the tool's own message.
+fn build(cmd: &mut Command, what: &str) -> std::result::Result<(), String> {
+    let res = cmd
         .output()
-        .map_err(|e| format!("go is not installed ({e})"))?;
+        .map_err(|e| format!("{what}: the tool is not installed ({e})"))?;
     if !res.status.success() {
         return Err(format!(
-            "go build failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&res.stderr).trim()
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Builds `tests/peers` (okaywal and raft-engine behind one command line) with
@@ -632,17 +640,11 @@ fn build_peers(ctx: &Ctx) -> std::result::Result<PathBuf, String> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     ctx.say("building okaywal and raft-engine (tests/peers, cargo build --release)");
-    let res = Command::new(&cargo)
+    let mut build_cmd = Command::new(&cargo);
+    build_cmd
         .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(&manifest)
-        .output()
-        .map_err(|e| format!("cargo is not installed ({e})"))?;
-    if !res.status.success() {
-        return Err(format!(
-            "cargo build of tests/peers failed: {}",
-            String::from_utf8_lossy(&res.stderr).trim()
-        ));
-    }
+        .arg(&manifest);
+    build(&mut build_cmd, "cargo build of tests/peers")?;
     Ok(src.join("target/release/wal-peers"))
 }
 
