@@ -15,6 +15,8 @@
 //!   WAL still holds locked.
 //! - [`ReadAhead`]: a helper thread that reads segments ahead of a replay, so
 //!   a cold replay keeps the disk busy while it decodes.
+//! - [`keep_tick`]: keeps the CPU's scheduler tick running through the short
+//!   sleeps of an fdatasync, which on a VM saves a timer restart per wake.
 //!
 //! Every error names the operation and the path ([`Error`]); ENOSPC and
 //! EDQUOT are [`Error::NoSpace`], a held lock is [`Error::Locked`].
@@ -47,6 +49,7 @@ mod lock;
 mod prealloc;
 mod purge;
 mod readahead;
+mod tick;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,6 +58,7 @@ pub use crate::error::{Error, Result};
 pub use crate::fs::{os, FileSystem, OsFs, WalFile};
 pub use crate::purge::{purge_once, spawn_purger, PurgeReport, Purger};
 pub use crate::readahead::{is_resident, CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES};
+pub use crate::tick::{keep_tick, KEEP_TICK_EVERY};
 
 /// Writes at least this large into a file mapped for writing
 /// ([`WalFile::map_writes`]) go through `pwrite(2)` unless their pages are

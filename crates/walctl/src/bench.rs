@@ -81,6 +81,9 @@ pub struct BenchOptions {
     pub peers: Option<PathBuf>,
     /// Skip the okaywal and raft-engine columns.
     pub no_peers: bool,
+    /// Run this WAL and the raw baselines without [`wal::Options::keep_tick`]
+    /// (etcd's way), to measure what it gains.
+    pub no_keep_tick: bool,
     /// This executable, for the replay runs in fresh processes (`bench-child`);
     /// when `None` they run in this process and RSS is not reported.
     pub self_exe: Option<PathBuf>,
@@ -154,6 +157,10 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Entry bytes in the replay WAL.
     pub replay_entry_bytes: u64,
+    /// Whether this WAL and the raw baselines kept the CPU's tick running through
+    /// their fdatasyncs ([`wal::Options::keep_tick`]; `--no-keep-tick` turns it
+    /// off). The other columns run as they are.
+    pub keep_tick: bool,
     /// What `mb_per_s` counts: entry data bytes (append) or WAL bytes (replay), 10^6.
     pub units: &'static str,
 }
@@ -310,6 +317,7 @@ struct Plan {
     replay_reps: usize,
     cut_cuts: u64,
     cut_reps: usize,
+    keep_tick: bool,
 }
 
 impl Plan {
@@ -334,6 +342,7 @@ impl Plan {
                 replay_reps: o.reps.unwrap_or(1).max(1),
                 cut_cuts: 3,
                 cut_reps: 1,
+                keep_tick: !o.no_keep_tick,
             }
         } else {
             Plan {
@@ -346,6 +355,7 @@ impl Plan {
                 replay_reps: o.reps.unwrap_or(3).max(1),
                 cut_cuts: 12,
                 cut_reps: o.reps.unwrap_or(3).max(1),
+                keep_tick: !o.no_keep_tick,
             }
         }
     }
@@ -526,6 +536,7 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
             reps: plan.reps,
             segment_bytes: SEGMENT_BYTES,
             replay_entry_bytes: plan.replay_bytes,
+            keep_tick: plan.keep_tick,
             units: "append mb_per_s: entry data bytes; replay mb_per_s: WAL frame bytes read; MB = 10^6",
         },
         append,
@@ -870,8 +881,9 @@ fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
 /// `fallocate`d and zero-filled by a helper thread while the current one fills,
 /// and fdatasynced by the writer when it moves to it. The helper drops each
 /// finished file's pages first, so the zeros go into memory already in use (as the
-/// WAL's pipeline does; fresh memory is slow on a VM).
-fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64) -> Result<Run> {
+/// WAL's pipeline does; fresh memory is slow on a VM). `keep_tick`: as the WAL's
+/// option of that name.
+fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64, keep_tick: bool) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
     let n = files_needed(bytes.len(), saves);
     let make = |i: usize| -> Result<File> {
@@ -922,6 +934,9 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64) -> Result<Run> {
                 off = 0;
             }
             f.write_all_at(bytes, off)?;
+            if keep_tick {
+                wal_fileutil::keep_tick();
+            }
             f.sync_data()?;
             run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
             off += len;
@@ -938,9 +953,19 @@ fn files_needed(save_len: usize, saves: u64) -> usize {
     saves.div_ceil(per_file).max(1) as usize
 }
 
-/// `pwrite` + `fdatasync` (unless `!sync`) of `bytes` per save, filling `files`
-/// one after another.
-fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: bool) -> Result<Run> {
+/// Whether a raw baseline fdatasyncs.
+#[derive(Clone, Copy)]
+enum Sync {
+    /// After every save; `true`: keeping the CPU's tick as the WAL does
+    /// ([`wal::Options::keep_tick`]).
+    Every(bool),
+    /// Never.
+    Never,
+}
+
+/// `pwrite` (+ `fdatasync`, per `sync`) of `bytes` per save, filling `files` one
+/// after another.
+fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: Sync) -> Result<Run> {
     let mut handles = Vec::with_capacity(files.len());
     for p in files {
         handles.push(
@@ -968,7 +993,10 @@ fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: bool) -> Result<Ru
         };
         let t0 = Instant::now();
         f.write_all_at(bytes, off)?;
-        if sync {
+        if let Sync::Every(keep_tick) = sync {
+            if keep_tick {
+                wal_fileutil::keep_tick();
+            }
             f.sync_data()?;
         }
         run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
@@ -1040,7 +1068,9 @@ fn remove(p: &Path) {
 
 fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     let mut rows = Vec::new();
-    let opts = wal::Options::new().segment_size(SEGMENT_BYTES);
+    let opts = wal::Options::new()
+        .segment_size(SEGMENT_BYTES)
+        .keep_tick(plan.keep_tick);
     let etcd_prealloc = opts.clone().zero_fill_segments(false);
     for &(eb, batch) in &plan.cells {
         let bytes = save_bytes(eb, batch)?;
@@ -1059,14 +1089,14 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
 
             let need = files_needed(bytes.len(), saves);
             let files = zero_pool(ctx, need)?;
-            rz.push(run_raw(&files, &bytes, saves, true)?);
+            rz.push(run_raw(&files, &bytes, saves, Sync::Every(plan.keep_tick))?);
 
             let dir = ctx.fresh("raw-zeroing");
-            ri.push(run_raw_zeroing(&dir, &bytes, saves)?);
+            ri.push(run_raw_zeroing(&dir, &bytes, saves, plan.keep_tick)?);
             remove(&dir);
 
             let files = fallocated_files(ctx, need)?;
-            rf.push(run_raw(&files, &bytes, saves, true)?);
+            rf.push(run_raw(&files, &bytes, saves, Sync::Every(plan.keep_tick))?);
             if let Some(d) = files.first().and_then(|p| p.parent()) {
                 remove(d);
             }
@@ -1147,7 +1177,7 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             // The floor any WAL pays: the same bytes written into fresh
             // preallocated files (the page cache), nothing else.
             let files = fallocated_files(ctx, files_needed(bytes.len(), saves))?;
-            raw.push(run_raw(&files, &bytes, saves, false)?);
+            raw.push(run_raw(&files, &bytes, saves, Sync::Never)?);
             // The floor of one `write` per save: the same bytes written over pages
             // already in the page cache (zeros written 64 KiB at a time, as the
             // WAL's pipeline does for a WAL that never syncs).
@@ -1155,7 +1185,7 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 let mut f = std::fs::OpenOptions::new().write(true).open(p)?;
                 write_segment_of_zeros(&mut f, 64 << 10)?;
             }
-            cached.push(run_raw(&files, &bytes, saves, false)?);
+            cached.push(run_raw(&files, &bytes, saves, Sync::Never)?);
             if let Some(d) = files.first().and_then(|p| p.parent()) {
                 remove(d);
             }
@@ -1217,7 +1247,9 @@ fn cuts(plan: &Plan, ctx: &mut Ctx) -> Result<Cuts> {
     // Saves that fit in one segment after its header, with room to spare.
     let per_segment = SEGMENT_BYTES / bytes - 2;
     let saves = per_segment * plan.cut_cuts + per_segment / 2;
-    let opts = wal::Options::new().segment_size(SEGMENT_BYTES);
+    let opts = wal::Options::new()
+        .segment_size(SEGMENT_BYTES)
+        .keep_tick(plan.keep_tick);
     let (mut with, mut without, mut cut_saves) = (Vec::new(), Vec::new(), Vec::new());
     let mut crossed = 0;
     for _ in 0..plan.cut_reps {
@@ -1818,11 +1850,17 @@ impl Report {
         writeln!(out, "load average (start, end): {}", m.loadavg.join(" / "))?;
         writeln!(
             out,
-            "config: {} s per case, medians of {} repetitions, segments of {} bytes{}",
+            "config: {} s per case, medians of {} repetitions, segments of {} bytes{}; \
+             wal and raw baselines {}",
             self.config.seconds,
             self.config.reps,
             self.config.segment_bytes,
-            if self.config.quick { " (quick)" } else { "" }
+            if self.config.quick { " (quick)" } else { "" },
+            if self.config.keep_tick {
+                "keep the CPU's tick through fdatasync"
+            } else {
+                "without keep_tick (--no-keep-tick)"
+            }
         )?;
         writeln!(out)?;
         let cell_name = |r: &CellRatio| format!("{} x {} B", r.batch, r.entry_bytes);

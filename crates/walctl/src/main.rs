@@ -84,6 +84,10 @@ struct BenchArgs {
     /// Skip the okaywal and raft-engine columns.
     #[arg(long)]
     no_peers: bool,
+    /// Run this WAL and the raw baselines without keeping the CPU's tick through
+    /// their fdatasyncs (wal::Options::keep_tick), as etcd does.
+    #[arg(long)]
+    no_keep_tick: bool,
     /// Run only some parts: append, cpu, cuts, replay (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "PARTS")]
     only: Vec<String>,
@@ -287,6 +291,7 @@ fn bench(a: BenchArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         no_etcd: a.no_etcd,
         peers: a.peers,
         no_peers: a.no_peers,
+        no_keep_tick: a.no_keep_tick,
         only: a.only,
         cells: a.cells,
         self_exe: std::env::current_exe().ok(),

@@ -33,6 +33,24 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// `walctl bench --quick --seconds 0.05 --no-etcd --json --dir DIR EXTRA...`,
+/// which must succeed; its JSON document.
+fn quick_bench(dir: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "bench",
+        "--quick",
+        "--seconds",
+        "0.05",
+        "--no-etcd",
+        "--json",
+    ];
+    args.extend(["--dir", dir]);
+    args.extend(extra);
+    let run = walctl(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
 #[test]
 fn bench_takes_its_options() {
     let run = walctl(&["bench", "--help"]);
@@ -55,6 +73,27 @@ fn bench_takes_its_options() {
         );
         assert!(!run.stderr.contains("bench: append"), "{}", run.stderr);
     }
+    // --no-keep-tick measures the WAL and the raw baselines without keep_tick,
+    // and the report says so (the default is checked in the JSON test).
+    let doc = quick_bench(
+        d,
+        &[
+            "--only",
+            "append",
+            "--cells",
+            "1x100",
+            "--no-peers",
+            "--no-keep-tick",
+        ],
+    );
+    assert_eq!(doc["config"]["keep_tick"], false, "{}", doc["config"]);
+    let wal = doc["append"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["impl"] == "wal")
+        .unwrap_or_else(|| panic!("{}", doc["append"]));
+    assert!(wal["saves_per_s"].as_f64().unwrap() > 0.0, "{wal}");
 }
 
 #[test]
@@ -63,22 +102,10 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
     // computing their own ratios, and the figures must agree with each other.
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    let run = walctl(&[
-        "bench",
-        "--quick",
-        "--cells",
-        "100x100",
-        "--seconds",
-        "0.05",
-        "--no-etcd",
-        "--no-peers",
-        "--json",
-        "--dir",
-        d,
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let doc = quick_bench(d, &["--cells", "100x100", "--no-peers"]);
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    // The WAL and the raw baselines keep the CPU's tick by default.
+    assert_eq!(doc["config"]["keep_tick"], true, "{}", doc["config"]);
     let append = doc["append"].as_array().unwrap();
     for name in ["wal", "raw-fallocated", "raw-zeroed"] {
         let r = append
@@ -162,22 +189,7 @@ fn bench_measures_okaywal_and_raft_engine_beside_the_wal() {
     // The peers are built from tests/peers with cargo (once; later runs reuse it).
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    let run = walctl(&[
-        "bench",
-        "--quick",
-        "--only",
-        "append,cpu,replay",
-        "--cells",
-        "100x100",
-        "--seconds",
-        "0.05",
-        "--no-etcd",
-        "--json",
-        "--dir",
-        d,
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let doc = quick_bench(d, &["--only", "append,cpu,replay", "--cells", "100x100"]);
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
     let saves = |part: &str, name: &str| {
         let r = doc[part]
