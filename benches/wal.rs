@@ -1,5 +1,6 @@
 //! The `wal` facade under criterion: `save` without fsync (pure CPU) and with
-//! fdatasync, for entries of 100 B and 1000 B in batches of 1, 10, 100 and 1000
+//! fdatasync (with and without `keep_tick`), for entries of 100 B and 1000 B in
+//! batches of 1, 10, 100 and 1000
 //! (etcd's `BenchmarkWrite*Entry*` matrix, with a hard state that changes on every
 //! save), then `read_all` and the streaming `Replay` of a 64 MiB WAL.
 //!
@@ -120,6 +121,13 @@ fn save_fdatasync(c: &mut Criterion) {
     save_group(c, "save_fdatasync", wal::Options::new);
 }
 
+/// The same without `keep_tick` (etcd's way), to measure what lever 20 gains.
+fn save_fdatasync_no_keep_tick(c: &mut Criterion) {
+    save_group(c, "save_fdatasync_no_keep_tick", || {
+        wal::Options::new().keep_tick(false)
+    });
+}
+
 /// A closed WAL holding about `bytes` of `size`-byte entries, and their data bytes.
 fn written(size: usize, bytes: usize) -> (tempfile::TempDir, PathBuf, u64) {
     let mut a = Appender::new(wal::Options::new().unsafe_no_sync(true), size, 1000);
@@ -166,5 +174,11 @@ fn replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, save_nosync, save_fdatasync, replay);
+criterion_group!(
+    benches,
+    save_nosync,
+    save_fdatasync,
+    save_fdatasync_no_keep_tick,
+    replay
+);
 criterion_main!(benches);
