@@ -6,7 +6,7 @@
 //! (`NO_HZ_IDLE`, the default) the CPU stops its periodic tick when it goes idle
 //! and restarts it when the I/O completes; on a virtual machine each restart
 //! reprograms the local timer through VM exits, measured at 6 to 8 us per wake
-//! (docs/benchmarks.md, lever 20): 15 to 20 % of a 10 KB save. The kernel keeps
+//! (docs/benchmarks.md, lever 20): 10 to 25 % of a 10 KB save. The kernel keeps
 //! the tick of a CPU that has RCU callbacks queued, and closing a pipe queues one
 //! (its inode is freed after a grace period, a few ticks later). So while saves
 //! keep coming, opening and closing a pipe at most once per millisecond per

@@ -184,7 +184,7 @@ impl Options {
     /// closed per millisecond of saving, nothing on disk changes). Default on: on
     /// a virtual machine a tickless kernel otherwise stops and restarts the tick
     /// around each of the two sleeps inside an fdatasync, which cost small saves
-    /// 15 to 20 % of their rate here (docs/benchmarks.md, lever 20). Off: etcd's
+    /// 10 to 25 % of their rate here (docs/benchmarks.md, lever 20). Off: etcd's
     /// way.
     pub fn keep_tick(mut self, yes: bool) -> Self {
         self.keep_tick = yes;
