@@ -934,10 +934,7 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64, keep_tick: bool) -> Res
                 off = 0;
             }
             f.write_all_at(bytes, off)?;
-            if keep_tick {
-                wal_fileutil::keep_tick();
-            }
-            f.sync_data()?;
+            fdatasync(&f, keep_tick)?;
             run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
             off += len;
             run.saves += 1;
@@ -951,6 +948,15 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64, keep_tick: bool) -> Res
 fn files_needed(save_len: usize, saves: u64) -> usize {
     let per_file = (SEGMENT_BYTES as usize / save_len.max(1)).max(1) as u64;
     saves.div_ceil(per_file).max(1) as usize
+}
+
+/// A raw baseline's fdatasync of a save, keeping the CPU's tick first as the WAL
+/// does when `keep_tick` ([`wal::Options::keep_tick`]).
+fn fdatasync(f: &File, keep_tick: bool) -> std::io::Result<()> {
+    if keep_tick {
+        wal_fileutil::keep_tick();
+    }
+    f.sync_data()
 }
 
 /// Whether a raw baseline fdatasyncs.
@@ -994,10 +1000,7 @@ fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: Sync) -> Result<Ru
         let t0 = Instant::now();
         f.write_all_at(bytes, off)?;
         if let Sync::Every(keep_tick) = sync {
-            if keep_tick {
-                wal_fileutil::keep_tick();
-            }
-            f.sync_data()?;
+            fdatasync(f, keep_tick)?;
         }
         run.lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
         off += len;
