@@ -777,17 +777,22 @@ fn run_wal(
 }
 
 /// An append run of another implementation, in its own process on a fresh log
-/// in `dir`: etcd through the oracle (`peer` `None`), or one of the Rust peers
-/// (`okaywal`, `raft-engine`) through `tests/peers`.
+/// (removed afterwards): etcd through the oracle (`peer` `None`), or one of the
+/// Rust peers (`okaywal`, `raft-engine`) through `tests/peers`.
 fn run_other(
+    ctx: &mut Ctx,
     bin: &Path,
     peer: Option<&str>,
-    dir: &Path,
-    entry_bytes: usize,
-    batch: usize,
+    (entry_bytes, batch): (usize, usize),
     seconds: f64,
     nosync: bool,
 ) -> Result<Run> {
+    let name = peer.unwrap_or("etcd");
+    let dir = ctx.fresh(&if nosync {
+        format!("{name}-nosync")
+    } else {
+        name.to_string()
+    });
     let mut args = vec!["bench-append".to_string()];
     args.extend(peer.map(str::to_string));
     args.extend([
@@ -804,7 +809,16 @@ fn run_other(
         args.push("nosync".into());
     }
     settle();
-    child_run(&oracle_json(bin, &args)?)
+    let run = child_run(&oracle_json(bin, &args)?)?;
+    remove(&dir);
+    Ok(run)
+}
+
+/// Removes the directory of `files` (made by [`fallocated_files`]).
+fn remove_files(files: &[PathBuf]) {
+    if let Some(d) = files.first().and_then(|p| p.parent()) {
+        remove(d);
+    }
 }
 
 /// A run as a child process reported it (`saves`, `seconds`, `p50_us`, `p99_us`).
@@ -1100,36 +1114,22 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
 
             let files = fallocated_files(ctx, need)?;
             rf.push(run_raw(&files, &bytes, saves, Sync::Every(plan.keep_tick))?);
-            if let Some(d) = files.first().and_then(|p| p.parent()) {
-                remove(d);
-            }
+            remove_files(&files);
 
             if let Some(oracle) = ctx.oracle.clone() {
-                let dir = ctx.fresh("etcd");
                 et.push(run_other(
+                    ctx,
                     &oracle,
                     None,
-                    &dir,
-                    eb,
-                    batch,
+                    (eb, batch),
                     plan.seconds,
                     false,
                 )?);
-                remove(&dir);
             }
             if let Some(peers) = ctx.peers.clone() {
                 for (name, runs) in [("okaywal", &mut ok), ("raft-engine", &mut re)] {
-                    let dir = ctx.fresh(name);
-                    runs.push(run_other(
-                        &peers,
-                        Some(name),
-                        &dir,
-                        eb,
-                        batch,
-                        plan.seconds,
-                        false,
-                    )?);
-                    remove(&dir);
+                    let r = run_other(ctx, &peers, Some(name), (eb, batch), plan.seconds, false)?;
+                    runs.push(r);
                 }
             }
         }
@@ -1189,35 +1189,27 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 write_segment_of_zeros(&mut f, 64 << 10)?;
             }
             cached.push(run_raw(&files, &bytes, saves, Sync::Never)?);
-            if let Some(d) = files.first().and_then(|p| p.parent()) {
-                remove(d);
-            }
+            remove_files(&files);
             if let Some(oracle) = ctx.oracle.clone() {
-                let dir = ctx.fresh("etcd-nosync");
                 et.push(run_other(
+                    ctx,
                     &oracle,
                     None,
-                    &dir,
-                    eb,
-                    batch,
+                    (eb, batch),
                     plan.cpu_seconds,
                     true,
                 )?);
-                remove(&dir);
             }
             if let Some(peers) = ctx.peers.clone() {
-                let dir = ctx.fresh("raft-engine-nosync");
                 let r = run_other(
+                    ctx,
                     &peers,
                     Some("raft-engine"),
-                    &dir,
-                    eb,
-                    batch,
+                    (eb, batch),
                     plan.cpu_seconds,
                     true,
                 )?;
                 re.push(r);
-                remove(&dir);
             }
         }
         let a = row("wal", eb, batch, &w);
