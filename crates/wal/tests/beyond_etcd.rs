@@ -15,9 +15,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use wal::raftpb::{ConfState, Entry, HardState};
 use wal::walpb::Snapshot;
-use wal::{parse_wal_name, Error, ErrorKind, Event, Options, ReadAll, RepairOutcome, Replay};
+use wal::{Error, ErrorKind, Event, Options, ReadAll, RepairOutcome, Replay};
 use wal_codec::{Decoder, RecordType, SegmentReader};
 use wal_fileutil::{FileSystem, OpenOptions, OsFs, WalFile};
+
+mod common;
+use common::{ent_data as ent, wal_names};
 
 // ---------------------------------------------------------------------------
 // A file system that delegates to the OS, records what it does and can make
@@ -180,25 +183,6 @@ fn conf_state() -> ConfState {
         voters: vec![1, 2, 3],
         ..ConfState::default()
     }
-}
-
-fn ent(index: u64, term: u64, data: &[u8]) -> Entry {
-    Entry {
-        r#type: 0,
-        term,
-        index,
-        data: Some(data.to_vec().into()),
-    }
-}
-
-fn wal_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| parse_wal_name(n).is_some())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Every file of `dir` with its bytes.

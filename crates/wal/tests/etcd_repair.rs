@@ -10,17 +10,15 @@ use std::path::{Path, PathBuf};
 
 use wal::raftpb::{Entry, HardState};
 use wal::walpb::Snapshot;
-use wal::{parse_wal_name, ErrorKind, Options, RepairOutcome};
+use wal::{ErrorKind, Options, RepairOutcome};
 use wal_codec::{Decoder, RecordType, SegmentReader};
+
+mod common;
+use common::wal_names;
 
 /// etcd's `openLast`: the last segment of `dir`, opened for reading and writing.
 fn open_last(dir: &Path) -> (PathBuf, fs::File) {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| parse_wal_name(n).is_some())
-        .collect();
-    names.sort();
+    let names = wal_names(dir);
     let last = dir.join(names.last().expect("no segment"));
     let f = fs::OpenOptions::new()
         .read(true)

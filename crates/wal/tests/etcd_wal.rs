@@ -25,6 +25,9 @@ use wal::{parse_wal_name, wal_name, Error, ErrorKind, Event, Options, Replay};
 use wal_codec::{encode_snapshot, Decoder, Encoder, RecordType, SegmentReader};
 use wal_fileutil::{FileSystem, LockMode, OpenOptions, OsFs, WalFile};
 
+mod common;
+use common::{ent_data, wal_names};
+
 // ---------------------------------------------------------------------------
 // helpers
 
@@ -65,28 +68,8 @@ fn ent(index: u64) -> Entry {
     }
 }
 
-fn ent_data(index: u64, term: u64, data: &[u8]) -> Entry {
-    Entry {
-        r#type: 0,
-        term,
-        index,
-        data: Some(data.to_vec().into()),
-    }
-}
-
 fn base_name(p: &Path) -> String {
     p.file_name().unwrap().to_str().unwrap().to_string()
-}
-
-/// The segment names of `dir`, sorted.
-fn wal_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| parse_wal_name(n).is_some())
-        .collect();
-    names.sort();
-    names
 }
 
 /// For every record of a segment file: its type and the offset just past it (what
