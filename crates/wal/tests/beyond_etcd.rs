@@ -6,10 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -17,162 +15,15 @@ use wal::raftpb::{ConfState, Entry, HardState};
 use wal::walpb::Snapshot;
 use wal::{Error, ErrorKind, Event, Options, ReadAll, RepairOutcome, Replay};
 use wal_codec::{Decoder, RecordType, SegmentReader};
-use wal_fileutil::{FileSystem, OpenOptions, OsFs, WalFile};
 
 mod common;
-use common::{ent_data as ent, wal_names};
+use common::{ent_data as ent, wal_names, TestFs};
 
-// ---------------------------------------------------------------------------
-// A file system that delegates to the OS, records what it does and can make
-// fdatasync fail.
-
-#[derive(Debug, Default)]
-struct Shared {
-    /// `sync_data` calls that may still succeed; `None`: never fail.
-    sync_budget: Mutex<Option<usize>>,
-    /// (operation, path), in order.
-    log: Mutex<Vec<(&'static str, PathBuf)>>,
-}
-
-impl Shared {
-    fn record(&self, op: &'static str, path: &Path) {
-        self.log.lock().unwrap().push((op, path.to_path_buf()));
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct TestFs(Arc<Shared>);
-
-impl TestFs {
-    /// Every `sync_data` after the first `n` fails.
-    fn failing_sync_after(n: usize) -> Self {
-        let fs = Self::default();
-        *fs.0.sync_budget.lock().unwrap() = Some(n);
-        fs
-    }
-
-    fn heal(&self) {
-        *self.0.sync_budget.lock().unwrap() = None;
-    }
-
-    fn log(&self) -> Vec<(&'static str, PathBuf)> {
-        self.0.log.lock().unwrap().clone()
-    }
-
-    fn options(&self) -> Options {
-        // These tests count and order the WAL's fdatasyncs; zero-filling segments
-        // (tests/page_cache.rs) adds its own, partly from the pipeline's thread.
-        Options::new()
-            .file_system(Arc::new(self.clone()))
-            .zero_fill_segments(false)
-    }
-}
-
-#[derive(Debug)]
-struct TestFile {
-    inner: Box<dyn WalFile>,
-    shared: Arc<Shared>,
-}
-
-impl Read for TestFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl Write for TestFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl Seek for TestFile {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
-impl WalFile for TestFile {
-    fn path(&self) -> &Path {
-        self.inner.path()
-    }
-    fn sync_all(&mut self) -> wal_fileutil::Result<()> {
-        self.shared.record("sync_all", self.inner.path());
-        self.inner.sync_all()
-    }
-    fn sync_data(&mut self) -> wal_fileutil::Result<()> {
-        self.shared.record("sync_data", self.inner.path());
-        {
-            let mut budget = self.shared.sync_budget.lock().unwrap();
-            match budget.as_mut() {
-                Some(0) => {
-                    return Err(wal_fileutil::Error::from_io(
-                        "fdatasync",
-                        self.inner.path(),
-                        io::Error::other("injected fdatasync failure"),
-                    ))
-                }
-                Some(n) => *n -= 1,
-                None => {}
-            }
-        }
-        self.inner.sync_data()
-    }
-    fn preallocate(&mut self, size: u64, extend: bool) -> wal_fileutil::Result<()> {
-        self.inner.preallocate(size, extend)
-    }
-    fn set_len(&mut self, size: u64) -> wal_fileutil::Result<()> {
-        self.shared.record("set_len", self.inner.path());
-        self.inner.set_len(size)
-    }
-    fn len(&self) -> wal_fileutil::Result<u64> {
-        self.inner.len()
-    }
-    fn zero_to_end(&mut self) -> wal_fileutil::Result<()> {
-        self.inner.zero_to_end()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-}
-
-impl FileSystem for TestFs {
-    fn open(&self, path: &Path, opts: &OpenOptions) -> wal_fileutil::Result<Box<dyn WalFile>> {
-        let inner = OsFs.open(path, opts)?;
-        Ok(Box::new(TestFile {
-            inner,
-            shared: self.0.clone(),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> wal_fileutil::Result<()> {
-        self.0.record("rename", from);
-        OsFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.remove_dir_all(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.create_dir_all(path)
-    }
-    fn read_dir(&self, path: &Path) -> wal_fileutil::Result<Vec<String>> {
-        OsFs.read_dir(path)
-    }
-    fn fsync_dir(&self, path: &Path) -> wal_fileutil::Result<()> {
-        self.0.record("fsync_dir", path);
-        OsFs.fsync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        OsFs.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> wal_fileutil::Result<u64> {
-        OsFs.file_len(path)
-    }
+/// Options on `fs` for the tests that count and order the WAL's fdatasyncs:
+/// zero-filling segments (tests/page_cache.rs) adds its own, partly from the
+/// pipeline's thread.
+fn counting(fs: &TestFs) -> Options {
+    fs.options().zero_fill_segments(false)
 }
 
 // ---------------------------------------------------------------------------
@@ -243,7 +94,7 @@ fn io_failure_poisons_the_wal() {
     let p = dir.path().join("wal");
     // create syncs once; two saves sync; the third save's fdatasync fails.
     let fs = TestFs::failing_sync_after(3);
-    let w = fs.options().create(&p, Some(b"m")).unwrap();
+    let w = counting(&fs).create(&p, Some(b"m")).unwrap();
     let st = HardState {
         term: 1,
         vote: 1,
@@ -387,7 +238,7 @@ fn repair_keeps_a_synced_identical_backup() {
     let original = fs::read(&tail).unwrap();
 
     let fsys = TestFs::default();
-    let outcome = wal::verify::repair_with(&fsys.options(), &p).unwrap();
+    let outcome = wal::verify::repair_with(&counting(&fsys), &p).unwrap();
     let RepairOutcome::Truncated {
         file,
         offset,

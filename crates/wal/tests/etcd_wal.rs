@@ -13,20 +13,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wal::raftpb::{ConfState, Entry, HardState};
 use wal::walpb::Snapshot;
 use wal::{parse_wal_name, wal_name, Error, ErrorKind, Event, Options, Replay};
 use wal_codec::{encode_snapshot, Decoder, Encoder, RecordType, SegmentReader};
-use wal_fileutil::{FileSystem, LockMode, OpenOptions, OsFs, WalFile};
+use wal_fileutil::{FileSystem, LockMode, OpenOptions, OsFs};
 
 mod common;
-use common::{ent_data, wal_names};
+use common::{ent_data, wal_names, Faults, TestFs};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -110,65 +109,6 @@ fn mode_of(path: &Path) -> u32 {
 /// A WAL that cuts after every non-empty save (etcd's tests call `w.cut()`).
 fn cutting() -> Options {
     Options::new().segment_size(1)
-}
-
-/// The OS file system with injected failures.
-#[derive(Debug, Default)]
-struct FaultFs {
-    fail_rename: bool,
-    /// fsync of this directory fails.
-    fail_fsync_dir: Option<std::path::PathBuf>,
-    /// The next open of a `.wal` file fails with ENOENT (then this turns false).
-    wal_open_not_found: AtomicBool,
-    /// How many `.wal` files were opened (or failed to).
-    wal_opens: AtomicUsize,
-}
-
-fn injected(op: &'static str, path: &Path) -> wal_fileutil::Error {
-    wal_fileutil::Error::from_io(op, path, io::Error::other("injected failure"))
-}
-
-impl FileSystem for FaultFs {
-    fn open(&self, path: &Path, opts: &OpenOptions) -> wal_fileutil::Result<Box<dyn WalFile>> {
-        if path.extension().is_some_and(|e| e == "wal") {
-            self.wal_opens.fetch_add(1, Ordering::SeqCst);
-            if self.wal_open_not_found.swap(false, Ordering::SeqCst) {
-                let e = io::Error::from(io::ErrorKind::NotFound);
-                return Err(wal_fileutil::Error::from_io("open", path, e));
-            }
-        }
-        OsFs.open(path, opts)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> wal_fileutil::Result<()> {
-        if self.fail_rename {
-            return Err(injected("rename", from));
-        }
-        OsFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.remove_file(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.remove_dir_all(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> wal_fileutil::Result<()> {
-        OsFs.create_dir_all(path)
-    }
-    fn read_dir(&self, path: &Path) -> wal_fileutil::Result<Vec<String>> {
-        OsFs.read_dir(path)
-    }
-    fn fsync_dir(&self, path: &Path) -> wal_fileutil::Result<()> {
-        if self.fail_fsync_dir.as_deref() == Some(path) {
-            return Err(injected("fsync", path));
-        }
-        OsFs.fsync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        OsFs.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> wal_fileutil::Result<u64> {
-        OsFs.file_len(path)
-    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), standing in for crypto/rand.
@@ -331,14 +271,11 @@ fn wal_cleanup() {
     let p = test_root.path().join("waltest");
     fs::create_dir(&p).unwrap();
 
-    let fault = Arc::new(FaultFs {
+    let fault = TestFs::with(Faults {
         fail_fsync_dir: Some(test_root.path().to_path_buf()),
-        ..FaultFs::default()
+        ..Faults::default()
     });
-    let err = Options::new()
-        .file_system(fault)
-        .create(&p, Some(b""))
-        .unwrap_err();
+    let err = fault.options().create(&p, Some(b"")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 
     let fnames = wal_fileutil::read_dir(test_root.path()).unwrap();
@@ -851,12 +788,12 @@ fn open_on_torn_write() {
 fn rename_fail() {
     let root = tempfile::tempdir().unwrap();
     let p = root.path().join("wal");
-    let fault = Arc::new(FaultFs {
+    let fault = TestFs::with(Faults {
         fail_rename: true,
-        ..FaultFs::default()
+        ..Faults::default()
     });
-    let err = Options::new()
-        .file_system(fault)
+    let err = fault
+        .options()
         .create(&p, None)
         .expect_err("expected the rename to fail");
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
@@ -958,11 +895,11 @@ fn valid_snapshot_entries_retry_on_transient_not_exist() {
     let expected = wal::valid_snapshot_entries(&p).unwrap();
     assert_eq!(expected, [snap(0, 0), snap1, snap2]);
 
-    let fault = Arc::new(FaultFs {
+    let fault = TestFs::with(Faults {
         wal_open_not_found: AtomicBool::new(true),
-        ..FaultFs::default()
+        ..Faults::default()
     });
-    let opts = Options::new().file_system(fault.clone());
+    let opts = fault.options();
     let got = wal::verify::valid_snapshot_entries_with(&opts, &p).unwrap();
     assert!(
         !fault.wal_open_not_found.load(Ordering::SeqCst),
