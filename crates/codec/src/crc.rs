@@ -6,7 +6,7 @@
 //! after another. Two things shorten that chain without changing a value:
 //! - short inputs take a path with as few instructions as possible (8-byte steps,
 //!   then at most one 4-, 2- and 1-byte step);
-//! - [`Joins`]: a record's CRC from zero ([`own_crc`]) does not depend on the chain,
+//! - `Joins`: a record's CRC from zero (`own_crc`) does not depend on the chain,
 //!   so the encoder computes those for several records side by side, and joins each
 //!   to the chain with one linear map of 32 bits (the effect of the record's length
 //!   in zero bytes on the previous value), the same for every record of that length.
