@@ -27,7 +27,9 @@
 //!   framed bytes written into fresh preallocated files without fsync, the
 //!   page-cache cost every WAL pays; and
 //!   `raw-write-cached`: the same into files whose pages are already in the page
-//!   cache, the floor of one `write` per save.
+//!   cache, the floor of one `write` per save. The WAL's run ends after the time
+//!   or after 1 GiB of saves (`CPU_RUN_BYTES`), and every other column makes the
+//!   same number of saves.
 //! - **replay**: about 256 MiB of 1 KiB entries in 64 MB segments, read with
 //!   `read_all`, streamed with [`wal::Replay`], read raw with CRC32C, and read by
 //!   etcd's `ReadAll`; each run in a fresh process (so memory is as fresh as at a
@@ -58,6 +60,37 @@ pub const SEGMENT_BYTES: u64 = wal::DEFAULT_SEGMENT_SIZE;
 const ENTRY_SIZES: [usize; 2] = [100, 1000];
 const BATCHES: [usize; 4] = [1, 10, 100, 1000];
 const REPLAY_ENTRY_BYTES: usize = 1024;
+/// At most this many bytes of saves per run without fsync. Such a run makes a new
+/// page-cache page for every 4 KiB it writes, and past about 2 GB in a row on this
+/// VM (the memory the runs before it had just freed) each new page costs a host
+/// fault and the run drops to about 0.4 GB/s: it then measures the host, not the
+/// code. Every column of a cell makes the WAL's number of saves, so all write the
+/// same bytes (docs/benchmarks.md, "Save without fsync, 3x etcd").
+const CPU_RUN_BYTES: u64 = 1 << 30;
+/// The time bound of a run of etcd or a peer that is to make a given number of
+/// saves: a backstop only.
+const OTHER_SECONDS_MAX: f64 = 60.0;
+
+/// When a run of saves ends: after `seconds` or after `saves` saves, whichever
+/// comes first (0: no bound of that kind).
+#[derive(Debug, Clone, Copy)]
+struct Until {
+    seconds: f64,
+    saves: u64,
+}
+
+impl Until {
+    fn seconds(seconds: f64) -> Self {
+        Self { seconds, saves: 0 }
+    }
+
+    fn saves(saves: u64) -> Self {
+        Self {
+            seconds: 0.0,
+            saves,
+        }
+    }
+}
 const METADATA: &[u8] = b"walctl bench";
 
 /// What to run.
@@ -161,6 +194,9 @@ pub struct Config {
     /// their fdatasyncs ([`wal::Options::keep_tick`]; `--no-keep-tick` turns it
     /// off). The other columns run as they are.
     pub keep_tick: bool,
+    /// Bytes of saves per run without fsync at most; etcd and the peers make as
+    /// many saves as the WAL did.
+    pub cpu_run_bytes: u64,
     /// What `mb_per_s` counts: entry data bytes (append) or WAL bytes (replay), 10^6.
     pub units: &'static str,
 }
@@ -537,6 +573,7 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
             segment_bytes: SEGMENT_BYTES,
             replay_entry_bytes: plan.replay_bytes,
             keep_tick: plan.keep_tick,
+            cpu_run_bytes: CPU_RUN_BYTES,
             units: "append mb_per_s: entry data bytes; replay mb_per_s: WAL frame bytes read; MB = 10^6",
         },
         append,
@@ -729,8 +766,8 @@ fn run_wal(
     opts: &wal::Options,
     entry_bytes: usize,
     batch: usize,
-    seconds: f64,
-    max_saves: u64,
+    until: Until,
+    track_cuts: bool,
 ) -> Result<Run> {
     let w = opts.create(dir, Some(METADATA))?;
     settle();
@@ -741,7 +778,7 @@ fn run_wal(
     };
     let mut index = 0u64;
     let mut tail = w.tail_path();
-    let limit = Duration::from_secs_f64(seconds);
+    let limit = Duration::from_secs_f64(until.seconds);
     let start = Instant::now();
     loop {
         for e in ents.iter_mut() {
@@ -758,7 +795,7 @@ fn run_wal(
         let us = t0.elapsed().as_secs_f64() * 1e6;
         run.lat_us.push(us);
         run.saves += 1;
-        if max_saves > 0 {
+        if track_cuts {
             // Only the cut study needs to know which saves cut.
             let now = w.tail_path();
             if now != tail {
@@ -766,7 +803,8 @@ fn run_wal(
                 tail = now;
             }
         }
-        if (max_saves > 0 && run.saves >= max_saves) || (max_saves == 0 && start.elapsed() >= limit)
+        if (until.saves > 0 && run.saves >= until.saves)
+            || (until.seconds > 0.0 && start.elapsed() >= limit)
         {
             break;
         }
@@ -784,7 +822,7 @@ fn run_other(
     bin: &Path,
     peer: Option<&str>,
     (entry_bytes, batch): (usize, usize),
-    seconds: f64,
+    until: Until,
     nosync: bool,
 ) -> Result<Run> {
     let name = peer.unwrap_or("etcd");
@@ -799,8 +837,8 @@ fn run_other(
         dir.display().to_string(),
         entry_bytes.to_string(),
         batch.to_string(),
-        seconds.to_string(),
-        "0".to_string(),
+        until.seconds.to_string(),
+        until.saves.to_string(),
     ]);
     if peer.is_none() {
         args.push(SEGMENT_BYTES.to_string());
@@ -1095,13 +1133,20 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             Default::default();
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal");
-            let r = run_wal(&dir, &opts, eb, batch, plan.seconds, 0)?;
+            let r = run_wal(&dir, &opts, eb, batch, Until::seconds(plan.seconds), false)?;
             remove(&dir);
             let saves = r.saves;
             w.push(r);
 
             let dir = ctx.fresh("wal-fallocated");
-            wf.push(run_wal(&dir, &etcd_prealloc, eb, batch, plan.seconds, 0)?);
+            wf.push(run_wal(
+                &dir,
+                &etcd_prealloc,
+                eb,
+                batch,
+                Until::seconds(plan.seconds),
+                false,
+            )?);
             remove(&dir);
 
             let need = files_needed(bytes.len(), saves);
@@ -1122,13 +1167,20 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                     &oracle,
                     None,
                     (eb, batch),
-                    plan.seconds,
+                    Until::seconds(plan.seconds),
                     false,
                 )?);
             }
             if let Some(peers) = ctx.peers.clone() {
                 for (name, runs) in [("okaywal", &mut ok), ("raft-engine", &mut re)] {
-                    let r = run_other(ctx, &peers, Some(name), (eb, batch), plan.seconds, false)?;
+                    let r = run_other(
+                        ctx,
+                        &peers,
+                        Some(name),
+                        (eb, batch),
+                        Until::seconds(plan.seconds),
+                        false,
+                    )?;
                     runs.push(r);
                 }
             }
@@ -1171,9 +1223,22 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
         let bytes = save_bytes(eb, batch)?;
         let (mut w, mut raw, mut et, mut re) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut cached = Vec::new();
+        // At most CPU_RUN_BYTES per run, and every column makes the WAL's number
+        // of saves (see CPU_RUN_BYTES).
+        let cap = (CPU_RUN_BYTES / bytes.len() as u64).max(1);
         for _ in 0..plan.reps {
             let dir = ctx.fresh("wal-nosync");
-            let r = run_wal(&dir, &opts, eb, batch, plan.cpu_seconds, 0)?;
+            let r = run_wal(
+                &dir,
+                &opts,
+                eb,
+                batch,
+                Until {
+                    seconds: plan.cpu_seconds,
+                    saves: cap,
+                },
+                false,
+            )?;
             remove(&dir);
             let saves = r.saves;
             w.push(r);
@@ -1196,7 +1261,10 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                     &oracle,
                     None,
                     (eb, batch),
-                    plan.cpu_seconds,
+                    Until {
+                        seconds: OTHER_SECONDS_MAX,
+                        saves,
+                    },
                     true,
                 )?);
             }
@@ -1206,7 +1274,10 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                     &peers,
                     Some("raft-engine"),
                     (eb, batch),
-                    plan.cpu_seconds,
+                    Until {
+                        seconds: OTHER_SECONDS_MAX,
+                        saves,
+                    },
                     true,
                 )?;
                 re.push(r);
@@ -1249,7 +1320,14 @@ fn cuts(plan: &Plan, ctx: &mut Ctx) -> Result<Cuts> {
     let mut crossed = 0;
     for _ in 0..plan.cut_reps {
         let dir = ctx.fresh("wal-cuts");
-        let r = run_wal(&dir, &opts, CUT_ENTRY_BYTES, CUT_BATCH, 0.0, saves)?;
+        let r = run_wal(
+            &dir,
+            &opts,
+            CUT_ENTRY_BYTES,
+            CUT_BATCH,
+            Until::saves(saves),
+            true,
+        )?;
         remove(&dir);
         crossed = r.cut_lat_us.len() as u64;
         cut_saves.extend(r.cut_lat_us.iter().copied());
@@ -1260,7 +1338,14 @@ fn cuts(plan: &Plan, ctx: &mut Ctx) -> Result<Cuts> {
         while left > 0 {
             let n = left.min(per_segment);
             let dir = ctx.fresh("wal-nocuts");
-            let r = run_wal(&dir, &opts, CUT_ENTRY_BYTES, CUT_BATCH, 0.0, n)?;
+            let r = run_wal(
+                &dir,
+                &opts,
+                CUT_ENTRY_BYTES,
+                CUT_BATCH,
+                Until::saves(n),
+                true,
+            )?;
             remove(&dir);
             if !r.cut_lat_us.is_empty() {
                 bail!("the no-cut run cut a segment");
@@ -1846,7 +1931,8 @@ impl Report {
         writeln!(
             out,
             "config: {} s per case, medians of {} repetitions, segments of {} bytes{}; \
-             wal and raw baselines {}",
+             wal and raw baselines {}; without fsync at most {} MiB per run, every \
+             column making the wal's saves",
             self.config.seconds,
             self.config.reps,
             self.config.segment_bytes,
@@ -1855,7 +1941,8 @@ impl Report {
                 "keep the CPU's tick through fdatasync"
             } else {
                 "without keep_tick (--no-keep-tick)"
-            }
+            },
+            self.config.cpu_run_bytes >> 20
         )?;
         writeln!(out)?;
         let cell_name = |r: &CellRatio| format!("{} x {} B", r.batch, r.entry_bytes);

@@ -106,6 +106,12 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
     // The WAL and the raw baselines keep the CPU's tick by default.
     assert_eq!(doc["config"]["keep_tick"], true, "{}", doc["config"]);
+    assert_eq!(
+        doc["config"]["cpu_run_bytes"],
+        1u64 << 30,
+        "{}",
+        doc["config"]
+    );
     let append = doc["append"].as_array().unwrap();
     for name in ["wal", "raw-fallocated", "raw-zeroed"] {
         let r = append
@@ -211,11 +217,22 @@ fn bench_measures_okaywal_and_raft_engine_beside_the_wal() {
         assert!(peer > 0.0);
         assert!((num(cell, key) - wal / peer).abs() < 1e-9, "{cell}");
     }
-    // Without fsync only raft-engine has a mode to compare (okaywal always syncs).
+    // Without fsync only raft-engine has a mode to compare (okaywal always syncs),
+    // and it makes as many saves as the WAL did: the same bytes written.
     let cpu = &doc["ratios"]["cpu_save_vs_etcd"][0];
     let ratio = saves("cpu_save", "wal") / saves("cpu_save", "raft-engine");
     assert!((num(cpu, "vs_raft_engine") - ratio).abs() < 1e-9, "{cpu}");
     assert!(cpu["vs_okaywal"].is_null(), "{cpu}");
+    let count = |name: &str| {
+        doc["cpu_save"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["impl"] == name)
+            .map(|r| r["saves"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(count("raft-engine"), count("wal"), "{}", doc["cpu_save"]);
     // Replay: each peer reads its own log of the same 48 MiB of 1 KiB entries.
     let warm = |name: &str| {
         doc["replay"]
