@@ -72,7 +72,8 @@ const CPU_RUN_BYTES: u64 = 1 << 30;
 const OTHER_SECONDS_MAX: f64 = 60.0;
 
 /// When a run of saves ends: after `seconds` or after `saves` saves, whichever
-/// comes first (0: no bound of that kind).
+/// comes first (0: no bound of that kind). etcd's oracle takes 0 seconds as "at
+/// once", so its runs always get a time bound.
 #[derive(Debug, Clone, Copy)]
 struct Until {
     seconds: f64,
@@ -91,6 +92,7 @@ impl Until {
         }
     }
 }
+
 const METADATA: &[u8] = b"walctl bench";
 
 /// What to run.
