@@ -227,6 +227,10 @@ pub struct AppendRow {
     pub p99_us: Option<f64>,
     /// Saves in the median repetition.
     pub saves: Option<u64>,
+    /// Percent of the machine's CPU time the hypervisor took while the case
+    /// ran (`steal`, `/proc/stat`), median over the repetitions: a starved
+    /// case, not a slow implementation, where it is high.
+    pub steal_pct: Option<f64>,
     /// Why there are no figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -251,6 +255,9 @@ pub struct ReplayRow {
     pub baseline_rss_bytes: Option<u64>,
     /// Entries read.
     pub entries: Option<u64>,
+    /// Percent of the machine's CPU time the hypervisor took during the
+    /// repetitions (`steal`, `/proc/stat`), median.
+    pub steal_pct: Option<f64>,
     /// Why there are no figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -408,6 +415,8 @@ struct Run {
     p50: f64,
     p99: f64,
     cut_lat_us: Vec<f64>,
+    /// Percent of the machine's CPU time the hypervisor took during the run.
+    steal_pct: f64,
 }
 
 impl Run {
@@ -417,6 +426,50 @@ impl Run {
         self.p99 = pct(&self.lat_us, 0.99);
         self
     }
+}
+
+/// A window over which to count the CPU time the hypervisor gave to someone
+/// else while this VM had work (`steal` in `/proc/stat`): on a shared machine,
+/// the figure that says whether a slow case was slow or starved.
+#[derive(Clone, Copy)]
+struct Steal {
+    ticks: u64,
+    at: Instant,
+}
+
+impl Steal {
+    fn start() -> Steal {
+        Steal {
+            ticks: steal_ticks(),
+            at: Instant::now(),
+        }
+    }
+
+    /// Percent of all CPUs' time since `start` that was stolen.
+    fn pct(self) -> f64 {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let wall = self.at.elapsed().as_secs_f64() * cpus;
+        // /proc/stat counts in USER_HZ, 100 per second on every Linux ABI.
+        let stolen = steal_ticks().saturating_sub(self.ticks) as f64 / 100.0;
+        if wall > 0.0 {
+            (100.0 * stolen / wall).min(100.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `steal` of all CPUs so far, in USER_HZ ticks; 0 where it is not counted.
+fn steal_ticks() -> u64 {
+    steal_of(&read_text("/proc/stat"))
+}
+
+/// `steal` (the eighth number) of the `cpu` line of a `/proc/stat` text.
+fn steal_of(stat: &str) -> u64 {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .and_then(|l| l.split_whitespace().nth(7)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The `p` quantile of sorted values (Go's side uses the same rule).
@@ -782,6 +835,7 @@ fn run_wal(
     let mut tail = w.tail_path();
     let limit = Duration::from_secs_f64(until.seconds);
     let start = Instant::now();
+    let steal = Steal::start();
     loop {
         for e in ents.iter_mut() {
             index += 1;
@@ -812,6 +866,7 @@ fn run_wal(
         }
     }
     run.secs = start.elapsed().as_secs_f64();
+    run.steal_pct = steal.pct();
     w.close()?;
     Ok(run.finish())
 }
@@ -849,7 +904,11 @@ fn run_other(
         args.push("nosync".into());
     }
     settle();
-    let run = child_run(&oracle_json(bin, &args)?)?;
+    // Counted over the child's whole life: its start and exit are short beside
+    // a run.
+    let steal = Steal::start();
+    let mut run = child_run(&oracle_json(bin, &args)?)?;
+    run.steal_pct = steal.pct();
     remove(&dir);
     Ok(run)
 }
@@ -978,6 +1037,7 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64, keep_tick: bool) -> Res
         let len = bytes.len() as u64;
         settle();
         let start = Instant::now();
+        let steal = Steal::start();
         for _ in 0..saves {
             let t0 = Instant::now();
             if off + len > SEGMENT_BYTES && off > 0 {
@@ -994,6 +1054,7 @@ fn run_raw_zeroing(dir: &Path, bytes: &[u8], saves: u64, keep_tick: bool) -> Res
             run.saves += 1;
         }
         run.secs = start.elapsed().as_secs_f64();
+        run.steal_pct = steal.pct();
         Ok(())
     })?;
     Ok(run.finish())
@@ -1043,6 +1104,7 @@ fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: Sync) -> Result<Ru
     let len = bytes.len() as u64;
     settle();
     let start = Instant::now();
+    let steal = Steal::start();
     for _ in 0..saves {
         if off + len > SEGMENT_BYTES && off > 0 {
             fi += 1;
@@ -1061,7 +1123,19 @@ fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: Sync) -> Result<Ru
         run.saves += 1;
     }
     run.secs = start.elapsed().as_secs_f64();
+    run.steal_pct = steal.pct();
     Ok(run.finish())
+}
+
+/// For a progress line: the most CPU time the hypervisor took from any column
+/// of a cell, where it is enough to matter.
+fn steal_note(rows: &[AppendRow]) -> String {
+    let most = rows.iter().filter_map(|r| r.steal_pct).fold(0.0, f64::max);
+    if most >= 0.5 {
+        format!("; up to {most:.1} % of the CPU time stolen by the host")
+    } else {
+        String::new()
+    }
 }
 
 fn row(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow {
@@ -1089,6 +1163,7 @@ fn row(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow 
         p50_us: Some(median(runs.iter().map(|r| r.p50).collect())),
         p99_us: Some(median(runs.iter().map(|r| r.p99).collect())),
         saves,
+        steal_pct: Some(median(runs.iter().map(|r| r.steal_pct).collect())),
         note: None,
     }
 }
@@ -1113,6 +1188,7 @@ fn missing(name: &str, entry_bytes: usize, batch: usize, note: &str) -> AppendRo
         p50_us: None,
         p99_us: None,
         saves: None,
+        steal_pct: None,
         note: Some(note.into()),
     }
 }
@@ -1207,8 +1283,9 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 .map(|r| format!("{} {}", r.impl_name, f(r)))
                 .collect();
             ctx.say(format!(
-                "append {eb} B x {batch}: saves/s {}",
-                rates.join(" ")
+                "append {eb} B x {batch}: saves/s {}{}",
+                rates.join(" "),
+                steal_note(&cell)
             ));
         }
         rows.extend(cell);
@@ -1284,21 +1361,24 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                 re.push(r);
             }
         }
-        let a = row("wal", eb, batch, &w);
-        let r = row("raw-write", eb, batch, &raw);
-        let rc = row("raw-write-cached", eb, batch, &cached);
-        let b = row_or_missing("etcd", eb, batch, &et);
-        let e = row_or_missing("raft-engine", eb, batch, &re);
+        let cell = [
+            row("wal", eb, batch, &w),
+            row("raw-write", eb, batch, &raw),
+            row("raw-write-cached", eb, batch, &cached),
+            row_or_missing("etcd", eb, batch, &et),
+            row_or_missing("raft-engine", eb, batch, &re),
+        ];
         let f = |r: &AppendRow| r.entries_per_s.map_or("n/a".into(), |v| format!("{v:.0}"));
+        let rates: Vec<String> = cell
+            .iter()
+            .map(|r| format!("{} {}", r.impl_name, f(r)))
+            .collect();
         ctx.say(format!(
-            "save without fsync {eb} B x {batch}: entries/s wal {} raw-write {} raw-write-cached {} etcd {} raft-engine {}",
-            f(&a),
-            f(&r),
-            f(&rc),
-            f(&b),
-            f(&e)
+            "save without fsync {eb} B x {batch}: entries/s {}{}",
+            rates.join(" "),
+            steal_note(&cell)
         ));
-        rows.extend([a, r, rc, b, e]);
+        rows.extend(cell);
     }
     Ok(rows)
 }
@@ -1705,7 +1785,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
         if cache == "cold" && !cold_ok {
             continue;
         }
-        let mut results: Vec<Vec<ChildReport>> = vec![Vec::new(); impls.len()];
+        let mut results: Vec<Vec<(ChildReport, f64)>> = vec![Vec::new(); impls.len()];
         if cache == "warm" {
             // Bring every segment (and the peers' logs) into the page cache once.
             run_child(ctx, "raw-read-crc", &rw)?;
@@ -1725,6 +1805,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                 if cache == "cold" {
                     drop_caches();
                 }
+                let steal = Steal::start();
                 let r = match *name {
                     "read_all" => run_child(ctx, "read-all", &rw)?,
                     "stream" => run_child(ctx, "stream", &rw)?,
@@ -1738,11 +1819,12 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                         _ => continue,
                     },
                 };
-                results[i].push(r);
+                results[i].push((r, steal.pct()));
             }
         }
         for (i, name) in impls.iter().enumerate() {
-            let rs = &results[i];
+            let steal = median(results[i].iter().map(|(_, s)| *s).collect());
+            let rs: Vec<&ChildReport> = results[i].iter().map(|(r, _)| r).collect();
             let mbs = median(
                 rs.iter()
                     .map(|r| rw.wal_bytes as f64 / r.seconds.max(1e-9) / 1e6)
@@ -1760,12 +1842,13 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                 peak_rss_bytes: has_rss.then_some(peak),
                 baseline_rss_bytes: (has_rss && !own_process).then_some(base),
                 entries,
+                steal_pct: Some(steal),
                 note: None,
             });
             let faults = median(rs.iter().map(|r| r.major_faults as f64).collect());
             let disk = median(rs.iter().map(|r| r.disk_read_bytes as f64).collect());
             ctx.say(format!(
-                "replay {cache} {name}: {mbs:.0} MB/s, peak RSS {} MiB, {faults:.0} major faults, {:.1} MB from disk",
+                "replay {cache} {name}: {mbs:.0} MB/s, peak RSS {} MiB, {faults:.0} major faults, {:.1} MB from disk, {steal:.1} % stolen",
                 peak >> 20,
                 disk / 1e6
             ));
@@ -1779,6 +1862,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
         peak_rss_bytes: Some(rw.entry_bytes),
         baseline_rss_bytes: None,
         entries: None,
+        steal_pct: None,
         note: Some(format!(
             "entry data bytes in the replay WAL ({} WAL bytes, segments of {SEGMENT_BYTES} bytes)",
             rw.wal_bytes
@@ -2091,5 +2175,21 @@ impl Report {
             writeln!(out, "unavailable: {u}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_eighth_figure_of_all_cpus() {
+        let stat = "cpu  19262 0 15611 40856 10703 0 3298 34 0 0\n\
+                    cpu0 8830 0 2307 33881 222 0 54 10 0 0\n\
+                    cpu1 10432 0 13304 6974 10480 0 3243 24 0 0\n";
+        assert_eq!(steal_of(stat), 34);
+        // Kernels without steal accounting, or no /proc: nothing stolen.
+        assert_eq!(steal_of("cpu  1 2 3 4\n"), 0);
+        assert_eq!(steal_of(""), 0);
     }
 }

@@ -130,12 +130,17 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
             "{r}"
         );
     }
+    // Every measured case says how much CPU time the host took from it.
+    for r in append.iter().filter(|r| !r["saves_per_s"].is_null()) {
+        let steal = num(r, "steal_pct");
+        assert!((0.0..=100.0).contains(&steal), "{r}");
+    }
     // The etcd and peer columns say why they are missing instead of disappearing.
     for name in ["etcd", "okaywal", "raft-engine"] {
         assert!(
-            append
-                .iter()
-                .any(|r| r["impl"] == name && r["saves_per_s"].is_null()),
+            append.iter().any(|r| r["impl"] == name
+                && r["saves_per_s"].is_null()
+                && r["steal_pct"].is_null()),
             "{name}: {append:?}"
         );
     }
@@ -153,6 +158,7 @@ fn bench_json_has_the_documented_keys_and_consistent_figures() {
     for name in ["read_all", "stream"] {
         let r = warm(name);
         assert_eq!(r["entries"], 48 * 1024, "{r}");
+        assert!((0.0..=100.0).contains(&num(&r, "steal_pct")), "{r}");
         assert!(
             num(&r, "mb_per_s") > 0.0 && num(&r, "peak_rss_bytes") > 0.0,
             "{r}"
