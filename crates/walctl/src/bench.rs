@@ -1127,15 +1127,23 @@ fn run_raw(files: &[PathBuf], bytes: &[u8], saves: u64, sync: Sync) -> Result<Ru
     Ok(run.finish())
 }
 
-/// For a progress line: the most CPU time the hypervisor took from any column
-/// of a cell, where it is enough to matter.
-fn steal_note(rows: &[AppendRow]) -> String {
-    let most = rows.iter().filter_map(|r| r.steal_pct).fold(0.0, f64::max);
-    if most >= 0.5 {
+/// A cell's progress line: each column's `figure`, then the most CPU time the
+/// hypervisor took from any of them, where it is enough to matter.
+fn progress(cell: &[AppendRow], figure: fn(&AppendRow) -> Option<f64>) -> String {
+    let rates: Vec<String> = cell
+        .iter()
+        .map(|r| {
+            let v = figure(r).map_or("n/a".to_string(), |v| format!("{v:.0}"));
+            format!("{} {v}", r.impl_name)
+        })
+        .collect();
+    let most = cell.iter().filter_map(|r| r.steal_pct).fold(0.0, f64::max);
+    let steal = if most >= 0.5 {
         format!("; up to {most:.1} % of the CPU time stolen by the host")
     } else {
         String::new()
-    }
+    };
+    format!("{}{steal}", rates.join(" "))
 }
 
 fn row(name: &str, entry_bytes: usize, batch: usize, runs: &[Run]) -> AppendRow {
@@ -1273,21 +1281,10 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             row_or_missing("okaywal", eb, batch, &ok),
             row_or_missing("raft-engine", eb, batch, &re),
         ];
-        if ctx.log {
-            let f = |r: &AppendRow| {
-                r.saves_per_s
-                    .map_or("n/a".to_string(), |v| format!("{v:.0}"))
-            };
-            let rates: Vec<String> = cell
-                .iter()
-                .map(|r| format!("{} {}", r.impl_name, f(r)))
-                .collect();
-            ctx.say(format!(
-                "append {eb} B x {batch}: saves/s {}{}",
-                rates.join(" "),
-                steal_note(&cell)
-            ));
-        }
+        ctx.say(format!(
+            "append {eb} B x {batch}: saves/s {}",
+            progress(&cell, |r| r.saves_per_s)
+        ));
         rows.extend(cell);
     }
     Ok(rows)
@@ -1368,15 +1365,9 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             row_or_missing("etcd", eb, batch, &et),
             row_or_missing("raft-engine", eb, batch, &re),
         ];
-        let f = |r: &AppendRow| r.entries_per_s.map_or("n/a".into(), |v| format!("{v:.0}"));
-        let rates: Vec<String> = cell
-            .iter()
-            .map(|r| format!("{} {}", r.impl_name, f(r)))
-            .collect();
         ctx.say(format!(
-            "save without fsync {eb} B x {batch}: entries/s {}{}",
-            rates.join(" "),
-            steal_note(&cell)
+            "save without fsync {eb} B x {batch}: entries/s {}",
+            progress(&cell, |r| r.entries_per_s)
         ));
         rows.extend(cell);
     }
