@@ -499,7 +499,6 @@ struct Ctx {
     oracle: Option<PathBuf>,
     peers: Option<PathBuf>,
     self_exe: Option<PathBuf>,
-    zero_pool: Vec<PathBuf>,
     counter: u64,
     unavailable: Vec<String>,
 }
@@ -541,7 +540,6 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         oracle: None,
         peers: None,
         self_exe: o.self_exe.clone(),
-        zero_pool: Vec::new(),
         counter: 0,
         unavailable: Vec::new(),
     };
@@ -971,13 +969,14 @@ fn write_segment_of_zeros(f: &mut impl Write, per_write: usize) -> Result<()> {
     Ok(())
 }
 
-/// Grows the pool of segment-sized files whose blocks are written (zeros), synced.
-/// The pool is reused: overwritten blocks stay written, which is what matters.
-fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
-    let dir = ctx.base.join("raw-zeroed");
+/// Grows `pool`, segment-sized files whose blocks are written (zeros), synced,
+/// in [`zero_pool_dir`], to `n` files and returns them. The pool is reused:
+/// overwritten blocks stay written, which is what matters.
+fn zero_pool(ctx: &Ctx, pool: &mut Vec<PathBuf>, n: usize) -> Result<Vec<PathBuf>> {
+    let dir = zero_pool_dir(ctx);
     std::fs::create_dir_all(&dir)?;
-    while ctx.zero_pool.len() < n {
-        let p = dir.join(format!("{}.seg", ctx.zero_pool.len()));
+    while pool.len() < n {
+        let p = dir.join(format!("{}.seg", pool.len()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -986,10 +985,15 @@ fn zero_pool(ctx: &mut Ctx, n: usize) -> Result<Vec<PathBuf>> {
             .with_context(|| format!("creating {}", p.display()))?;
         write_segment_of_zeros(&mut f, 1 << 20)?;
         f.sync_all()?;
-        ctx.zero_pool.push(p);
+        pool.push(p);
     }
     wal_fileutil::os().fsync_dir(&dir)?;
-    Ok(ctx.zero_pool[..n].to_vec())
+    Ok(pool[..n].to_vec())
+}
+
+/// Where the append part keeps its pool of zeroed files.
+fn zero_pool_dir(ctx: &Ctx) -> PathBuf {
+    ctx.base.join("raw-zeroed")
 }
 
 /// `raw-zeroing`: `pwrite` + `fdatasync` of `bytes` per save into fresh
@@ -1217,6 +1221,7 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
         .segment_size(SEGMENT_BYTES)
         .keep_tick(plan.keep_tick);
     let etcd_prealloc = opts.clone().zero_fill_segments(false);
+    let mut pool = Vec::new();
     for &(eb, batch) in &plan.cells {
         let bytes = save_bytes(eb, batch)?;
         let [mut w, mut wf, mut rf, mut rz, mut ri, mut et, mut ok, mut re]: [Vec<Run>; 8] =
@@ -1240,7 +1245,7 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             remove(&dir);
 
             let need = files_needed(bytes.len(), saves);
-            let files = zero_pool(ctx, need)?;
+            let files = zero_pool(ctx, &mut pool, need)?;
             rz.push(run_raw(&files, &bytes, saves, Sync::Every(plan.keep_tick))?);
 
             let dir = ctx.fresh("raw-zeroing");
@@ -1290,6 +1295,12 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
             progress(&cell, |r| r.saves_per_s)
         ));
         rows.extend(cell);
+    }
+    // Nothing of one part stays for the next: with the pool's gigabytes left in
+    // the page cache, the WAL's saves without fsync ran 20-50 % slower
+    // (docs/benchmarks.md, fifteenth session).
+    if !pool.is_empty() {
+        remove(&zero_pool_dir(ctx));
     }
     Ok(rows)
 }
@@ -1863,6 +1874,14 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
             rw.wal_bytes
         )),
     });
+    // As the append part's pool: the WALs read here do not stay for the parts
+    // after.
+    if let Some(d) = rw.dir.parent() {
+        remove(d);
+    }
+    for (_, d) in &peer_dirs {
+        remove(d);
+    }
     Ok(rows)
 }
 
