@@ -591,15 +591,6 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
         }
     }
     let part = |name: &str| o.only.is_empty() || o.only.iter().any(|p| p == name);
-    // Replay first: the parts that write leave the disk busy for minutes after
-    // them (tens of GB written back and discarded, which the host then works
-    // off), and cold reads measured then measure that backlog, each reader by
-    // how much of it it meets (docs/benchmarks.md, fifteenth session).
-    let replay = if part("replay") {
-        replay(plan, ctx)?
-    } else {
-        Vec::new()
-    };
     let append = if part("append") {
         append_matrix(plan, ctx)?
     } else {
@@ -614,6 +605,11 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
         cuts(plan, ctx)?
     } else {
         Cuts::default()
+    };
+    let replay = if part("replay") {
+        replay(plan, ctx)?
+    } else {
+        Vec::new()
     };
     let ratios = ratios(&append, &cpu_save, &replay, &cuts, plan);
     let mut machine = machine;
@@ -1874,8 +1870,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
             rw.wal_bytes
         )),
     });
-    // As the append part's pool: the WALs read here do not stay for the parts
-    // after.
+    // As the append part's pool: what the part made goes when it ends.
     if let Some(d) = rw.dir.parent() {
         remove(d);
     }
