@@ -1870,13 +1870,6 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
             rw.wal_bytes
         )),
     });
-    // As the append part's pool: what the part made goes when it ends.
-    if let Some(d) = rw.dir.parent() {
-        remove(d);
-    }
-    for (_, d) in &peer_dirs {
-        remove(d);
-    }
     Ok(rows)
 }
 
