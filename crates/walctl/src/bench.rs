@@ -60,6 +60,12 @@ pub const SEGMENT_BYTES: u64 = wal::DEFAULT_SEGMENT_SIZE;
 const ENTRY_SIZES: [usize; 2] = [100, 1000];
 const BATCHES: [usize; 4] = [1, 10, 100, 1000];
 const REPLAY_ENTRY_BYTES: usize = 1024;
+/// Repetitions of each cold read unless `--reps` says otherwise. The same cold
+/// read of the same files runs at 0.8 to 2.7 GB/s from one run to the next here
+/// (the raw read included), so a median of three is a coin toss; each takes
+/// well under a second. A multiple of [`OWN_READERS`], so that each of them
+/// runs first equally often ([`turn_order`]).
+const COLD_REPS: usize = 9;
 /// At most this many bytes of saves per run without fsync. Such a run makes a new
 /// page-cache page for every 4 KiB it writes, and past about 2 GB in a row on this
 /// VM (the memory the runs before it had just freed) each new page costs a host
@@ -105,7 +111,7 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Seconds per append case (default 2, quick 0.3).
     pub seconds: Option<f64>,
-    /// Repetitions of every case (default 3, quick 1).
+    /// Repetitions of every case (default 3, cold reads 9, quick 1).
     pub reps: Option<usize>,
     /// The etcd oracle binary; when `None` it is built if Go is installed.
     pub oracle: Option<PathBuf>,
@@ -175,6 +181,11 @@ pub struct Machine {
     /// /proc/loadavg when the run started and when it ended (other work on the
     /// machine skews every figure).
     pub loadavg: Vec<String>,
+    /// The guest's free page reporting (`/sys/module/page_reporting`), if on: it
+    /// hands free memory back to the host, whose next use then faults there, so
+    /// the pace of anything that takes new memory (page cache included) depends
+    /// on what was freed before it. `None` where there is no such module.
+    pub free_page_reporting: Option<String>,
 }
 
 /// The run's parameters.
@@ -188,6 +199,8 @@ pub struct Config {
     pub seconds: f64,
     /// Repetitions per case (figures are medians).
     pub reps: usize,
+    /// Repetitions of each cold read.
+    pub cold_reps: usize,
     /// Segment size of every WAL and raw file.
     pub segment_bytes: u64,
     /// Entry bytes in the replay WAL.
@@ -249,6 +262,10 @@ pub struct ReplayRow {
     /// the same entries over the peer's time, so every row compares entries per
     /// second.
     pub mb_per_s: Option<f64>,
+    /// Every repetition's figure, in the order they ran (`mb_per_s` is their
+    /// median): cold reads here swing by 2x from one run to the next.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mb_per_s_reps: Vec<f64>,
     /// Peak RSS of the process that did it (`VmHWM`).
     pub peak_rss_bytes: Option<u64>,
     /// RSS of that process before it started reading.
@@ -360,6 +377,9 @@ struct Plan {
     cpu_seconds: f64,
     replay_bytes: u64,
     replay_reps: usize,
+    /// Repetitions of every cold read: more than of the rest, because one cold
+    /// read is short and the disk's pace swings between runs (docs/benchmarks.md).
+    cold_reps: usize,
     cut_cuts: u64,
     cut_reps: usize,
     keep_tick: bool,
@@ -385,6 +405,7 @@ impl Plan {
                 cpu_seconds: 0.2,
                 replay_bytes: 48 << 20,
                 replay_reps: o.reps.unwrap_or(1).max(1),
+                cold_reps: o.reps.unwrap_or(1).max(1),
                 cut_cuts: 3,
                 cut_reps: 1,
                 keep_tick: !o.no_keep_tick,
@@ -398,6 +419,7 @@ impl Plan {
                 cpu_seconds: 0.5,
                 replay_bytes: 256 << 20,
                 replay_reps: o.reps.unwrap_or(3).max(1),
+                cold_reps: o.reps.unwrap_or(COLD_REPS).max(1),
                 cut_cuts: 12,
                 cut_reps: o.reps.unwrap_or(3).max(1),
                 keep_tick: !o.no_keep_tick,
@@ -623,6 +645,7 @@ fn run_in(o: &BenchOptions, plan: &Plan, ctx: &mut Ctx) -> Result<Report> {
             quick: o.quick,
             seconds: plan.seconds,
             reps: plan.reps,
+            cold_reps: plan.cold_reps,
             segment_bytes: SEGMENT_BYTES,
             replay_entry_bytes: plan.replay_bytes,
             keep_tick: plan.keep_tick,
@@ -677,7 +700,28 @@ fn machine(dir: &Path) -> Machine {
         fs_type,
         device,
         loadavg: vec![read_text("/proc/loadavg").trim().to_string()],
+        free_page_reporting: free_page_reporting(),
     }
+}
+
+/// The settings of the guest's free page reporting, as `name=value` pairs.
+fn free_page_reporting() -> Option<String> {
+    let dir = Path::new("/sys/module/page_reporting/parameters");
+    let mut params: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Counters, not settings.
+            if ["passes", "walked", "reported_kib"].contains(&name.as_str()) {
+                return None;
+            }
+            let value = std::fs::read_to_string(e.path()).ok()?;
+            Some(format!("{name}={}", value.trim()))
+        })
+        .collect();
+    params.sort();
+    Some(params.join(" "))
 }
 
 // ---------------------------------------------------------------------------
@@ -1740,6 +1784,27 @@ fn run_peer_read(peers: &Path, name: &str, dir: &Path, entries: u64) -> Result<C
     })
 }
 
+/// How many of the replay's readers, from the first, are this WAL's readers and
+/// the raw read: the ones whose figures are compared with each other.
+const OWN_READERS: usize = 3;
+
+/// The order of the replay's readers (indices) in repetition `rep`: the first
+/// `own` of the `n` readers, then the rest, each group starting one further on
+/// per repetition. A reader that ends frees memory (etcd and the peers hundreds
+/// of MiB), and on this VM the reader after it runs up to 6 % slower (the host
+/// backs that memory afresh; docs/benchmarks.md, "Cold replay"). With one
+/// rotation over all readers each would always follow the same one, so
+/// `read_all` always came after raft-engine and the raw read never after any
+/// of them; here each own reader runs first, right after another
+/// implementation, in one repetition of every `own`.
+fn turn_order(own: usize, n: usize, rep: usize) -> Vec<usize> {
+    let own = own.min(n);
+    let others = n - own;
+    let mut order: Vec<usize> = (0..own).map(|k| (k + rep) % own).collect();
+    order.extend((0..others).map(|k| own + (k + rep) % others));
+    order
+}
+
 /// Writes back dirty pages and drops the page cache; false if not allowed.
 fn drop_caches() -> bool {
     let _ = Command::new("sync").status();
@@ -1754,6 +1819,8 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
     ));
     let rw = build_replay_wal(ctx, plan.replay_bytes)?;
     settle();
+    // This WAL's two readers and the raw read first (`OWN_READERS`), then the
+    // other implementations.
     let mut impls = vec!["read_all", "stream", "raw-read-crc"];
     if ctx.oracle.is_some() {
         impls.push("etcd");
@@ -1797,12 +1864,13 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                 }
             }
         }
-        for rep in 0..plan.replay_reps {
-            // Each repetition starts with the next reader, so none always runs
-            // first after the parts before (whose files the disk may still be
-            // busy freeing) or always after another.
-            let n = impls.len();
-            for i in (0..n).map(|k| (k + rep) % n) {
+        let reps = if cache == "cold" {
+            plan.cold_reps
+        } else {
+            plan.replay_reps
+        };
+        for rep in 0..reps {
+            for i in turn_order(OWN_READERS, impls.len(), rep) {
                 let name = &impls[i];
                 if cache == "cold" {
                     drop_caches();
@@ -1827,11 +1895,11 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
         for (i, name) in impls.iter().enumerate() {
             let steal = median(results[i].iter().map(|(_, s)| *s).collect());
             let rs: Vec<&ChildReport> = results[i].iter().map(|(r, _)| r).collect();
-            let mbs = median(
-                rs.iter()
-                    .map(|r| rw.wal_bytes as f64 / r.seconds.max(1e-9) / 1e6)
-                    .collect(),
-            );
+            let each: Vec<f64> = rs
+                .iter()
+                .map(|r| rw.wal_bytes as f64 / r.seconds.max(1e-9) / 1e6)
+                .collect();
+            let mbs = median(each.clone());
             let peak = median(rs.iter().map(|r| r.peak_rss_bytes as f64).collect()) as u64;
             let base = median(rs.iter().map(|r| r.baseline_rss_bytes as f64).collect()) as u64;
             let entries = rs.first().map(|r| r.entries);
@@ -1841,6 +1909,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
                 impl_name: (*name).to_string(),
                 cache: cache.to_string(),
                 mb_per_s: Some(mbs),
+                mb_per_s_reps: each,
                 peak_rss_bytes: has_rss.then_some(peak),
                 baseline_rss_bytes: (has_rss && !own_process).then_some(base),
                 entries,
@@ -1861,6 +1930,7 @@ fn replay(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<ReplayRow>> {
         impl_name: "entry-bytes".into(),
         cache: "n/a".into(),
         mb_per_s: None,
+        mb_per_s_reps: Vec::new(),
         peak_rss_bytes: Some(rw.entry_bytes),
         baseline_rss_bytes: None,
         entries: None,
@@ -2015,13 +2085,17 @@ impl Report {
             m.device
         )?;
         writeln!(out, "load average (start, end): {}", m.loadavg.join(" / "))?;
+        if let Some(fpr) = &m.free_page_reporting {
+            writeln!(out, "free page reporting: {fpr}")?;
+        }
         writeln!(
             out,
-            "config: {} s per case, medians of {} repetitions, segments of {} bytes{}; \
+            "config: {} s per case, medians of {} repetitions ({} of each cold read), segments of {} bytes{}; \
              wal and raw baselines {}; without fsync at most {} MiB per run, every \
              column making the wal's saves",
             self.config.seconds,
             self.config.reps,
+            self.config.cold_reps,
             self.config.segment_bytes,
             if self.config.quick { " (quick)" } else { "" },
             if self.config.keep_tick {
@@ -2193,5 +2267,44 @@ mod tests {
         // Kernels without steal accounting, or no /proc: nothing stolen.
         assert_eq!(steal_of("cpu  1 2 3 4\n"), 0);
         assert_eq!(steal_of(""), 0);
+    }
+
+    #[test]
+    fn cold_reads_repeat_more_unless_told() {
+        let plan = |quick, reps| {
+            let p = Plan::new(&BenchOptions {
+                quick,
+                reps,
+                ..BenchOptions::default()
+            });
+            (p.replay_reps, p.cold_reps)
+        };
+        assert_eq!(plan(false, None), (3, COLD_REPS));
+        assert_eq!(plan(true, None), (1, 1));
+        // `--reps` counts for every case, cold reads included.
+        assert_eq!(plan(false, Some(2)), (2, 2));
+        assert_eq!(plan(true, Some(5)), (5, 5));
+    }
+
+    #[test]
+    fn every_own_reader_follows_another_implementation_equally_often() {
+        // Six readers: read_all, stream, raw-read-crc, then etcd and the peers.
+        let orders: Vec<Vec<usize>> = (0..COLD_REPS).map(|r| turn_order(3, 6, r)).collect();
+        for order in &orders {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..6).collect::<Vec<_>>(), "{order:?}");
+            // The own readers run together, before the others.
+            assert!(order[..3].iter().all(|&i| i < 3), "{order:?}");
+        }
+        // Who comes first in the own group (after the previous repetition's
+        // other implementations): each own reader equally often.
+        for reader in 0..3 {
+            let first = orders.iter().filter(|o| o[0] == reader).count();
+            assert_eq!(first, COLD_REPS / 3, "{orders:?}");
+        }
+        // Without etcd and the peers there are only own readers.
+        assert_eq!(turn_order(3, 3, 1), vec![1, 2, 0]);
+        assert_eq!(turn_order(3, 4, 2), vec![2, 0, 1, 3]);
     }
 }

@@ -68,7 +68,7 @@ struct BenchArgs {
     /// Seconds per append case [default: 2, quick 0.3].
     #[arg(long, value_name = "S")]
     seconds: Option<f64>,
-    /// Repetitions of every case; figures are medians [default: 3, quick 1].
+    /// Repetitions of every case; figures are medians [default: 3, cold reads 9, quick 1].
     #[arg(long, value_name = "N")]
     reps: Option<usize>,
     /// The etcd oracle binary (tests/interop/oracle) [default: built with go if installed].

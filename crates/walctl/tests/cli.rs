@@ -52,6 +52,33 @@ fn quick_bench(dir: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 #[test]
+fn bench_replay_rows_carry_every_repetition() {
+    // Cold reads swing run to run here, so each replay row keeps every
+    // repetition's figure beside their median.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let doc = quick_bench(d, &["--only", "replay", "--reps", "3", "--no-peers"]);
+    assert_eq!(doc["config"]["cold_reps"], 3, "{}", doc["config"]);
+    let replay = doc["replay"].as_array().unwrap();
+    let measured: Vec<_> = replay.iter().filter(|r| !r["mb_per_s"].is_null()).collect();
+    assert!(measured.len() >= 3, "{replay:?}");
+    for r in measured {
+        let mut each: Vec<f64> = r["mb_per_s_reps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(each.len(), 3, "{r}");
+        each.sort_by(f64::total_cmp);
+        assert_eq!(r["mb_per_s"].as_f64(), Some(each[1]), "{r}");
+    }
+    // The memory denominators have no repetitions.
+    let entry_bytes = replay.iter().find(|r| r["impl"] == "entry-bytes").unwrap();
+    assert!(entry_bytes.get("mb_per_s_reps").is_none(), "{entry_bytes}");
+}
+
+#[test]
 fn bench_takes_its_options() {
     let run = walctl(&["bench", "--help"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
