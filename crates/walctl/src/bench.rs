@@ -502,6 +502,17 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[(p * (sorted.len() - 1) as f64) as usize]
 }
 
+/// `min-max (n)` of a case's repetitions, for the text tables.
+fn spread(each: &[f64]) -> String {
+    let lo = each.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = each.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if each.is_empty() {
+        "n/a".to_string()
+    } else {
+        format!("{lo:.0}-{hi:.0} ({})", each.len())
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -2207,15 +2218,19 @@ impl Report {
             "replay ({} entry bytes; MB/s of WAL bytes)",
             self.config.replay_entry_bytes
         )?;
-        writeln!(out, "| impl | cache | MB/s | peak RSS MiB |")?;
-        writeln!(out, "|---|---|---|---|")?;
+        writeln!(
+            out,
+            "| impl | cache | MB/s | range (repetitions) | peak RSS MiB |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|")?;
         for r in self.replay.iter().filter(|r| r.mb_per_s.is_some()) {
             writeln!(
                 out,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 r.impl_name,
                 r.cache,
                 opt(r.mb_per_s, 0),
+                spread(&r.mb_per_s_reps),
                 r.peak_rss_bytes.map_or("n/a".to_string(), |v| format!(
                     "{:.0}",
                     v as f64 / 1048576.0
@@ -2267,6 +2282,13 @@ mod tests {
         // Kernels without steal accounting, or no /proc: nothing stolen.
         assert_eq!(steal_of("cpu  1 2 3 4\n"), 0);
         assert_eq!(steal_of(""), 0);
+    }
+
+    #[test]
+    fn a_spread_names_the_extremes_and_the_count() {
+        assert_eq!(spread(&[2415.2, 2166.0, 2537.4]), "2166-2537 (3)");
+        assert_eq!(spread(&[900.0]), "900-900 (1)");
+        assert_eq!(spread(&[]), "n/a");
     }
 
     #[test]
