@@ -504,13 +504,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 /// `min-max (n)` of a case's repetitions, for the text tables.
 fn spread(each: &[f64]) -> String {
+    if each.is_empty() {
+        return "n/a".to_string();
+    }
     let lo = each.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = each.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if each.is_empty() {
-        "n/a".to_string()
-    } else {
-        format!("{lo:.0}-{hi:.0} ({})", each.len())
-    }
+    format!("{lo:.0}-{hi:.0} ({})", each.len())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -1802,8 +1801,8 @@ const OWN_READERS: usize = 3;
 /// The order of the replay's readers (indices) in repetition `rep`: the first
 /// `own` of the `n` readers, then the rest, each group starting one further on
 /// per repetition. A reader that ends frees memory (etcd and the peers hundreds
-/// of MiB), and on this VM the reader after it runs up to 6 % slower (the host
-/// backs that memory afresh; docs/benchmarks.md, "Cold replay"). With one
+/// of MiB), and on this VM the reader after it ran about 6 % slower (likely the
+/// host backing that memory afresh; docs/benchmarks.md, "Cold replay"). With one
 /// rotation over all readers each would always follow the same one, so
 /// `read_all` always came after raft-engine and the raw read never after any
 /// of them; here each own reader runs first, right after another
