@@ -57,7 +57,9 @@ use std::path::{Path, PathBuf};
 pub use crate::error::{Error, Result};
 pub use crate::fs::{os, FileSystem, OsFs, WalFile};
 pub use crate::purge::{purge_once, spawn_purger, PurgeReport, Purger};
-pub use crate::readahead::{is_resident, CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES};
+pub use crate::readahead::{
+    is_huge_mapped, is_resident, CacheProbe, ReadAhead, Tracked, READ_AHEAD_BYTES,
+};
 pub use crate::tick::{keep_tick, KEEP_TICK_EVERY};
 
 /// Writes at least this large into a file mapped for writing

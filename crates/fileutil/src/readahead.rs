@@ -280,3 +280,89 @@ pub fn is_resident(mem: &[u8], at: usize) -> Option<bool> {
 pub fn is_resident(_mem: &[u8], _at: usize) -> Option<bool> {
     None
 }
+
+/// Whether the page holding `mem[at]` is mapped by a huge page (for a mapped file:
+/// a large folio of the page cache, mapped whole by one fault), found without
+/// touching it (`PAGEMAP_SCAN` on `/proc/self/pagemap`, Linux 6.7 and later).
+/// `None` where the kernel cannot tell, or `at` is out of bounds; `Some(false)`
+/// for a page not mapped at all.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+pub fn is_huge_mapped(mem: &[u8], at: usize) -> Option<bool> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+
+    /// `struct pm_scan_arg` of `<linux/fs.h>`.
+    #[repr(C)]
+    struct PmScanArg {
+        size: u64,
+        flags: u64,
+        start: u64,
+        end: u64,
+        walk_end: u64,
+        vec: u64,
+        vec_len: u64,
+        max_pages: u64,
+        category_inverted: u64,
+        category_mask: u64,
+        category_anyof_mask: u64,
+        return_mask: u64,
+    }
+    /// `struct page_region`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct PageRegion {
+        start: u64,
+        end: u64,
+        categories: u64,
+    }
+    const PAGE_IS_HUGE: u64 = 1 << 6;
+    // _IOWR('f', 16, struct pm_scan_arg)
+    const PAGEMAP_SCAN: u64 =
+        (3 << 30) | ((size_of::<PmScanArg>() as u64) << 16) | (0x66 << 8) | 16;
+
+    if at >= mem.len() {
+        return None;
+    }
+    // SAFETY: sysconf only reads a constant of the system.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = u64::try_from(size).ok().filter(|&s| s > 0)?;
+    let page = (mem.as_ptr() as u64 + at as u64) / size * size;
+    let pagemap = File::open("/proc/self/pagemap").ok()?;
+    let mut region = PageRegion::default();
+    let mut arg = PmScanArg {
+        size: size_of::<PmScanArg>() as u64,
+        flags: 0,
+        start: page,
+        end: page + size,
+        walk_end: 0,
+        vec: &mut region as *mut PageRegion as u64,
+        vec_len: 1,
+        max_pages: 0,
+        category_inverted: 0,
+        category_mask: 0,
+        category_anyof_mask: PAGE_IS_HUGE,
+        return_mask: PAGE_IS_HUGE,
+    };
+    // SAFETY: PAGEMAP_SCAN reads `arg` and writes at most `vec_len` (one) region
+    // into `region` and `walk_end` into `arg`; both live across the call. It
+    // reads the page tables of this process only, never the memory they map.
+    let n = unsafe {
+        libc::ioctl(
+            pagemap.as_raw_fd(),
+            PAGEMAP_SCAN as _,
+            &mut arg as *mut PmScanArg,
+        )
+    };
+    // The number of regions filled in: one if the page is mapped by a huge page.
+    match n {
+        0 => Some(false),
+        1 => Some(region.categories & PAGE_IS_HUGE != 0),
+        _ => None,
+    }
+}
+
+/// Whether the page holding `mem[at]` is mapped by a huge page: never known here.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+pub fn is_huge_mapped(_mem: &[u8], _at: usize) -> Option<bool> {
+    None
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-use wal_fileutil::{is_resident, CacheProbe, ReadAhead};
+use wal_fileutil::{is_huge_mapped, is_resident, CacheProbe, OpenOptions, ReadAhead};
 
 const MIB: u64 = 1 << 20;
 
@@ -70,6 +70,41 @@ fn the_probe_tells_cached_pages_from_dropped_ones_and_reads_nothing_in() {
     let mem = vec![1u8; 3 * 4096];
     assert_eq!(is_resident(&mem, 5000), Some(true));
     assert_eq!(is_resident(&mem, mem.len()), None);
+}
+
+#[test]
+fn a_cold_mapped_file_reads_in_whole_huge_pages_where_the_kernel_maps_them() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = cold_file(dir.path(), "f", 8 * MIB);
+    let f = wal_fileutil::os()
+        .open(&path, &OpenOptions::read())
+        .unwrap();
+    let m = f.map().unwrap().expect("the OS file system maps");
+    assert_eq!(is_huge_mapped(&m, m.len()), None, "past the end");
+    // Not mapped yet: no huge page (or the kernel cannot tell).
+    assert_ne!(is_huge_mapped(&m, 4096), Some(true));
+    // Touch the first page: whatever the kernel maps, the bytes are the file's.
+    assert_eq!(m[0], 0);
+    let data: Vec<u8> = (0..8 * MIB).map(|i| (i % 251) as u8).collect();
+    assert!(m[..] == data[..]);
+    match is_huge_mapped(&m, 0) {
+        None => eprintln!("SKIPPED: this kernel cannot tell (PAGEMAP_SCAN is 6.7+)"),
+        Some(false) => eprintln!("note: this file system maps the file in small pages"),
+        Some(true) => {
+            // A huge page maps 2 MiB of the file at once: all of it resident.
+            assert_eq!(is_resident(&m, (2 * MIB - 1) as usize), Some(true));
+            assert_eq!(is_huge_mapped(&m, (2 * MIB - 1) as usize), Some(true));
+        }
+    }
+    // A file shorter than a huge page is never mapped by one.
+    let small = dir.path().join("small");
+    std::fs::write(&small, vec![7u8; 16 << 10]).unwrap();
+    let f = wal_fileutil::os()
+        .open(&small, &OpenOptions::read())
+        .unwrap();
+    let m = f.map().unwrap().unwrap();
+    assert_eq!(m[100], 7);
+    assert_ne!(is_huge_mapped(&m, 0), Some(true));
 }
 
 /// Bytes of `path` in the page cache, page by page through a [`CacheProbe`] (which

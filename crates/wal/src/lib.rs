@@ -168,12 +168,13 @@ impl Options {
         self
     }
 
-    /// Whether readers read the segments ahead on a helper thread: [`Replay`] up
-    /// to 32 MiB ahead of its decoder, `read_all` every segment not yet in the
-    /// page cache. Default on: a cold replay then runs at the disk's pace instead
-    /// of the disk's plus the decoder's (docs/benchmarks.md, levers 17 and 18); a
-    /// warm one only asks the kernel which pages are cached. Off: etcd's way, the
-    /// kernel's readahead only.
+    /// Whether readers fetch the segments ahead on helper threads: [`Replay`] up
+    /// to 32 MiB ahead of its decoder; `read_all`, [`verify`] and
+    /// [`valid_snapshot_entries`] every segment, the mapped ones by touching
+    /// them where the kernel maps the page cache in huge pages, else by reading
+    /// them. Default on: a cold replay then runs at the disk's pace instead of
+    /// the disk's plus the decoder's (docs/benchmarks.md, levers 17, 18 and 21).
+    /// Off: etcd's way, the kernel's readahead only.
     pub fn read_ahead(mut self, yes: bool) -> Self {
         self.read_ahead = yes;
         self
@@ -761,19 +762,8 @@ impl Inner {
         };
         let mut out = ReadAll::default();
         let mut matched = false;
-        let mut mapped = std::mem::take(&mut stream.mapped);
-        // Segments not in the page cache are read ahead (`Stream::read_ahead_all`),
-        // not touched; cached ones are still touched ahead, which maps their pages
-        // on the other core.
-        if opts.read_ahead && stream.read_ahead_all(&*opts.fs) {
-            mapped.retain(|m| {
-                let ends = [0, m.len().saturating_sub(1)];
-                ends.iter()
-                    .all(|&at| wal_fileutil::is_resident(m, at) == Some(true))
-            });
-        }
-        let end = scan::with_prefetch(mapped, || {
-            read_records(&mut stream, &start, &mut self.enti, &mut out, &mut matched)
+        let end = stream.prefetching(&*opts.fs, opts.read_ahead, |stream| {
+            read_records(stream, &start, &mut self.enti, &mut out, &mut matched)
         })?;
         if self.writable {
             // Write mode must read everything: a torn tail is for `repair`.

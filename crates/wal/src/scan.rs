@@ -104,9 +104,8 @@ pub(crate) enum Access {
     Read,
     /// [`Access::Read`], with a helper reading ahead ([`ReadAhead`]).
     ReadAhead,
-    /// Map every segment but the last ([`wal_fileutil::WalFile::map`]).
-    Map,
-    /// Map, and keep the mappings in [`Stream::mapped`] for [`with_prefetch`].
+    /// Map every segment but the last ([`wal_fileutil::WalFile::map`]), and keep
+    /// the mappings in [`Stream::mapped`] for [`Stream::prefetching`].
     MapAhead,
 }
 
@@ -117,9 +116,9 @@ pub(crate) struct Stream {
     /// The helper reading the segments ahead ([`Access::ReadAhead`],
     /// [`Stream::read_ahead_all`]), until the end.
     read_ahead: Option<ReadAhead>,
-    /// Mapped: every segment and its length, in order, for
-    /// [`Stream::read_ahead_all`].
-    files: Vec<(PathBuf, u64)>,
+    /// Mapped: every segment, its length and whether it is mapped, in order, for
+    /// [`Stream::prefetching`].
+    files: Vec<(PathBuf, u64, bool)>,
     /// The path of the segment being read, by its index in the stream.
     file: Option<(usize, Arc<Path>)>,
 }
@@ -167,10 +166,8 @@ impl Stream {
             if i + 1 < names.len() {
                 match f.map() {
                     Ok(Some(bytes)) => {
-                        if access == Access::MapAhead {
-                            mapped.push(bytes.clone());
-                        }
-                        files.push((path.clone(), bytes.len() as u64));
+                        mapped.push(bytes.clone());
+                        files.push((path.clone(), bytes.len() as u64, true));
                         segs.push(SegmentReader::from_bytes(path, bytes));
                         continue;
                     }
@@ -179,7 +176,7 @@ impl Stream {
                 }
             }
             let size = f.len()?;
-            files.push((path.clone(), size));
+            files.push((path.clone(), size, false));
             segs.push(SegmentReader::new(path, size, Box::new(f)));
         }
         let mut stream = Self::new(Decoder::new(segs));
@@ -221,14 +218,18 @@ impl Stream {
         Ok(stream)
     }
 
-    /// For a mapped stream: starts a helper that reads every segment not yet in
-    /// the page cache ahead of the decoder, unbounded (the decoder maps every
-    /// page anyway), so a cold read overlaps the disk: a fault on a mapping reads
-    /// around its page synchronously, while the helper's reads get the kernel's
-    /// readahead (docs/benchmarks.md, lever 18). False if none runs (a simulated
-    /// disk, no thread, or called twice).
-    pub fn read_ahead_all(&mut self, fs: &dyn FileSystem) -> bool {
-        let files = std::mem::take(&mut self.files);
+    /// For a mapped stream: starts a helper that reads the segments ahead of the
+    /// decoder, unbounded (the decoder maps every page anyway), so a cold read
+    /// overlaps the disk (docs/benchmarks.md, lever 18): all of them, or with
+    /// `mapped` false only those that are read rather than mapped (the last
+    /// one). False if none runs (nothing to read, a simulated disk, no thread,
+    /// or called twice).
+    fn read_ahead_all(&mut self, fs: &dyn FileSystem, mapped: bool) -> bool {
+        let files: Vec<(PathBuf, u64)> = std::mem::take(&mut self.files)
+            .into_iter()
+            .filter(|f| mapped || !f.2)
+            .map(|(path, len, _)| (path, len))
+            .collect();
         if self.read_ahead.is_none() && !files.is_empty() {
             self.read_ahead = fs.read_ahead(files, u64::MAX);
             return self.read_ahead.is_some();
@@ -285,15 +286,96 @@ impl Stream {
     }
 }
 
+/// How a mapped stream's segments are fetched ahead of its decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefetch {
+    /// No helper: the kernel's readahead only.
+    Off,
+    /// Every mapped segment touched ahead ([`with_prefetch`]), where each fault
+    /// on an uncached page reads a large folio and maps it whole; only the
+    /// segments that are read are read ahead (lever 21).
+    Touch,
+    /// Every segment read ahead ([`Stream::read_ahead_all`]); only the mapped
+    /// segments already cached are touched, which maps their pages on the other
+    /// core (lever 18).
+    Read,
+}
+
+impl Stream {
+    /// Runs `f` on this mapped stream with its segments fetched ahead of the
+    /// decoder when `ahead` ([`Options::read_ahead`](crate::Options::read_ahead)).
+    /// Cold mapped segments are touched where a fault maps a large folio whole
+    /// (found on the first of them), else read ahead.
+    pub fn prefetching<T>(
+        &mut self,
+        fs: &dyn FileSystem,
+        ahead: bool,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        let how = if !ahead {
+            Prefetch::Off
+        } else {
+            let cold = self.mapped.iter().find(|m| !m.is_empty() && !is_cached(m));
+            match cold {
+                // The first page is needed first anyway: read it here, then ask
+                // how the kernel mapped it.
+                Some(m) if !m.is_empty() => {
+                    std::hint::black_box(m[0]);
+                    if wal_fileutil::is_huge_mapped(m, 0) == Some(true) {
+                        Prefetch::Touch
+                    } else {
+                        Prefetch::Read
+                    }
+                }
+                _ => Prefetch::Touch,
+            }
+        };
+        self.prefetching_as(fs, how, f)
+    }
+
+    /// [`Stream::prefetching`] the way `how` says.
+    pub(crate) fn prefetching_as<T>(
+        &mut self,
+        fs: &dyn FileSystem,
+        how: Prefetch,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        let mut mapped = std::mem::take(&mut self.mapped);
+        match how {
+            Prefetch::Off => return f(self),
+            Prefetch::Touch => {
+                self.read_ahead_all(fs, false);
+            }
+            Prefetch::Read => {
+                if self.read_ahead_all(fs, true) {
+                    mapped.retain(is_cached);
+                }
+            }
+        }
+        with_prefetch(mapped, || f(self))
+    }
+}
+
+/// Whether a mapped segment's first and last pages are in the page cache.
+fn is_cached(m: &Bytes) -> bool {
+    let ends = [0, m.len().saturating_sub(1)];
+    ends.iter()
+        .all(|&at| wal_fileutil::is_resident(m, at) == Some(true))
+}
+
 /// Runs `f` while a helper thread touches every page of `segments`, in order, ahead
 /// of it, then stops the helper.
 ///
 /// A mapped segment that is not in the page cache is read on the first touch of
 /// each page, which stalls the reader for the disk; the helper takes those stalls
 /// instead, so the disk and the decoding overlap (a cold `read_all` otherwise
-/// costs their sum). When the pages are cached, the helper maps them (minor
-/// faults) on the other core. If the thread cannot be spawned, `f` runs alone.
-pub(crate) fn with_prefetch<T>(segments: Vec<Bytes>, f: impl FnOnce() -> T) -> T {
+/// costs their sum). The mappings ask for huge pages
+/// ([`wal_fileutil::WalFile::map`]), so where the file system has large folios
+/// each such fault reads 2 MiB or more ahead and maps it whole, and the helper
+/// keeps the disk busy without copying a byte (docs/benchmarks.md, lever 21).
+/// When the pages are cached, the helper maps them on the other core. If the
+/// thread cannot be spawned, `f` runs alone.
+fn with_prefetch<T>(segments: Vec<Bytes>, f: impl FnOnce() -> T) -> T {
     use std::sync::atomic::{AtomicBool, Ordering};
     const PAGE: usize = 4096;
     if segments.is_empty() {
@@ -322,4 +404,80 @@ pub(crate) fn with_prefetch<T>(segments: Vec<Bytes>, f: impl FnOnce() -> T) -> T
         stop.store(true, Ordering::Relaxed);
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::names::read_wal_names;
+
+    /// A WAL of about 12 MiB in 4 MiB segments, its files dropped from the cache;
+    /// the entries' indices and data in order.
+    fn cold_wal(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+        let opts = crate::Options::new().segment_size(4 << 20);
+        let w = opts.create(dir, Some(b"meta")).unwrap();
+        let mut want = Vec::new();
+        for save in 0..300u64 {
+            let ents: Vec<Entry> = (0..10u64)
+                .map(|k| {
+                    let index = save * 10 + k + 1;
+                    let data = vec![(index % 251) as u8; 4000 + (index % 97) as usize];
+                    want.push((index, data.clone()));
+                    Entry {
+                        term: 1,
+                        index,
+                        r#type: 0,
+                        data: Some(data.into()),
+                    }
+                })
+                .collect();
+            let st = HardState {
+                term: 1,
+                vote: 1,
+                commit: save * 10 + 10,
+            };
+            w.save(&st, &ents).unwrap();
+        }
+        w.close().unwrap();
+        want
+    }
+
+    fn drop_from_cache(fs: &dyn FileSystem, dir: &Path) {
+        for name in read_wal_names(fs, dir).unwrap() {
+            let f = fs.open(&dir.join(name), &OpenOptions::read()).unwrap();
+            f.drop_cache().unwrap();
+        }
+    }
+
+    #[test]
+    fn every_way_of_fetching_ahead_reads_the_whole_log() {
+        // On a disk where the system allows (a tmpfs keeps its pages cached).
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("wal");
+        let want = cold_wal(&dir);
+        let fs = wal_fileutil::os();
+        let names = read_wal_names(&*fs, &dir).unwrap();
+        assert!(names.len() >= 3, "{names:?}");
+        for how in [Prefetch::Off, Prefetch::Touch, Prefetch::Read] {
+            for cold in [true, false] {
+                if cold {
+                    drop_from_cache(&*fs, &dir);
+                }
+                let mut stream = Stream::open(&*fs, &dir, &names, Access::MapAhead).unwrap();
+                assert_eq!(stream.mapped.len(), names.len() - 1);
+                let got = stream.prefetching_as(&*fs, how, |s| {
+                    let mut got = Vec::new();
+                    while let Ok(mut rec) = s.next().unwrap() {
+                        if RecordType::from_i64(rec.rec_type) == Some(RecordType::Entry) {
+                            let e = rec.entry().unwrap();
+                            got.push((e.index, e.data.unwrap_or_default().to_vec()));
+                        }
+                    }
+                    got
+                });
+                assert!(got == want, "{how:?}, cold {cold}: {} entries", got.len());
+            }
+        }
+    }
 }

@@ -25,29 +25,29 @@ pub fn verify(dir: &Path, snap: &Snapshot) -> Result<HardState> {
 pub fn verify_with(opts: &Options, dir: &Path, snap: &Snapshot) -> Result<HardState> {
     let fs = &*opts.fs;
     let (names, at) = select_wal_files(fs, dir, snap.index)?;
-    let mut stream = Stream::open(fs, dir, &names[at..], Access::Map)?;
-    if opts.read_ahead {
-        stream.read_ahead_all(fs);
-    }
-    let mut metadata: Option<bytes::Bytes> = None;
-    let mut state = HardState::default();
-    let mut matched = false;
-    loop {
-        let rec = match stream.next()? {
-            Ok(r) => r,
-            Err(_end) => break,
-        };
-        match RecordType::from_i64(rec.rec_type) {
-            Some(RecordType::Metadata) => {
-                rec.check_metadata(metadata.as_deref())?;
-                metadata = rec.data.clone();
+    let mut stream = Stream::open(fs, dir, &names[at..], Access::MapAhead)?;
+    let (state, matched) = stream.prefetching(fs, opts.read_ahead, |stream| {
+        let mut metadata: Option<bytes::Bytes> = None;
+        let mut state = HardState::default();
+        let mut matched = false;
+        loop {
+            let rec = match stream.next()? {
+                Ok(r) => r,
+                Err(_end) => break,
+            };
+            match RecordType::from_i64(rec.rec_type) {
+                Some(RecordType::Metadata) => {
+                    rec.check_metadata(metadata.as_deref())?;
+                    metadata = rec.data.clone();
+                }
+                Some(RecordType::Snapshot) => matched |= rec.matches_start(snap)?,
+                Some(RecordType::Entry) => {}
+                Some(RecordType::State) => state = rec.hard_state()?,
+                _ => return Err(rec.unexpected_type()),
             }
-            Some(RecordType::Snapshot) => matched |= rec.matches_start(snap)?,
-            Some(RecordType::Entry) => {}
-            Some(RecordType::State) => state = rec.hard_state()?,
-            _ => return Err(rec.unexpected_type()),
         }
-    }
+        Ok((state, matched))
+    })?;
     if !matched {
         return Err(Error::SnapshotNotFound {
             index: snap.index,
@@ -87,23 +87,23 @@ fn is_not_found(e: &Error) -> bool {
 fn valid_snapshot_entries_once(opts: &Options, dir: &Path) -> Result<Vec<Snapshot>> {
     let fs = &*opts.fs;
     let names = read_wal_names(fs, dir)?;
-    let mut stream = Stream::open(fs, dir, &names, Access::Map)?;
-    if opts.read_ahead {
-        stream.read_ahead_all(fs);
-    }
-    let mut snaps = Vec::new();
-    let mut state = HardState::default();
-    loop {
-        let rec = match stream.next()? {
-            Ok(r) => r,
-            Err(_end) => break,
-        };
-        match RecordType::from_i64(rec.rec_type) {
-            Some(RecordType::Snapshot) => snaps.push(rec.snapshot()?),
-            Some(RecordType::State) => state = rec.hard_state()?,
-            _ => {}
+    let mut stream = Stream::open(fs, dir, &names, Access::MapAhead)?;
+    let (mut snaps, state) = stream.prefetching(fs, opts.read_ahead, |stream| {
+        let mut snaps = Vec::new();
+        let mut state = HardState::default();
+        loop {
+            let rec = match stream.next()? {
+                Ok(r) => r,
+                Err(_end) => break,
+            };
+            match RecordType::from_i64(rec.rec_type) {
+                Some(RecordType::Snapshot) => snaps.push(rec.snapshot()?),
+                Some(RecordType::State) => state = rec.hard_state()?,
+                _ => {}
+            }
         }
-    }
+        Ok::<_, Error>((snaps, state))
+    })?;
     snaps.retain(|s| s.index <= state.commit);
     Ok(snaps)
 }
