@@ -342,7 +342,10 @@ impl Stream {
     ) -> T {
         let mut mapped = std::mem::take(&mut self.mapped);
         match how {
-            Prefetch::Off => return f(self),
+            Prefetch::Off => {
+                drop(mapped);
+                return f(self);
+            }
             Prefetch::Touch => {
                 self.read_ahead_all(fs, false);
             }
@@ -384,8 +387,11 @@ fn with_prefetch<T>(segments: Vec<Bytes>, f: impl FnOnce() -> T) -> T {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let stop = &stop;
+        // Each segment is let go once touched: the decoder's reader holds its own
+        // mapping until it is done with it, so a reader that keeps no entries
+        // (`verify`) maps no more than before.
         let touch = move || {
-            for seg in &segments {
+            for seg in segments {
                 for (i, page) in seg.chunks(PAGE).enumerate() {
                     if i % 256 == 0 && stop.load(Ordering::Relaxed) {
                         return;
