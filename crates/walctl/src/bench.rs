@@ -1355,6 +1355,15 @@ fn append_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     Ok(rows)
 }
 
+/// The columns of a cell of saves without fsync, in their first order: the WAL
+/// (whose first run sets the number of saves), raw-write, raw-write-cached, etcd,
+/// raft-engine.
+const CPU_COLUMNS: usize = 5;
+/// The first three are this WAL and its floors, which take turns among themselves
+/// before etcd and raft-engine do ([`turn_order`]): so the WAL does not always
+/// run right after raft-engine's exit, as it did in one fixed order.
+const CPU_OWN_COLUMNS: usize = 3;
+
 fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
     let mut rows = Vec::new();
     let opts = wal::Options::new()
@@ -1367,60 +1376,78 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
         // At most CPU_RUN_BYTES per run, and every column makes the WAL's number
         // of saves (see CPU_RUN_BYTES).
         let cap = (CPU_RUN_BYTES / bytes.len() as u64).max(1);
-        for _ in 0..plan.reps {
-            let dir = ctx.fresh("wal-nosync");
-            let r = run_wal(
-                &dir,
-                &opts,
-                eb,
-                batch,
-                Until {
-                    seconds: plan.cpu_seconds,
-                    saves: cap,
-                },
-                false,
-            )?;
-            remove(&dir);
-            let saves = r.saves;
-            w.push(r);
-            // etcd and raft-engine make as many saves (time: a backstop only).
-            let same_saves = Until {
-                seconds: OTHER_SECONDS_MAX,
-                saves,
-            };
-            // The floor any WAL pays: the same bytes written into fresh
-            // preallocated files (the page cache), nothing else.
-            let files = fallocated_files(ctx, files_needed(bytes.len(), saves))?;
-            raw.push(run_raw(&files, &bytes, saves, Sync::Never)?);
-            // The floor of one `write` per save: the same bytes written over pages
-            // already in the page cache (zeros written 64 KiB at a time, as the
-            // WAL's pipeline does for a WAL that never syncs).
-            for p in &files {
-                let mut f = std::fs::OpenOptions::new().write(true).open(p)?;
-                write_segment_of_zeros(&mut f, 64 << 10)?;
-            }
-            cached.push(run_raw(&files, &bytes, saves, Sync::Never)?);
-            remove_files(&files);
-            if let Some(oracle) = ctx.oracle.clone() {
-                et.push(run_other(
-                    ctx,
-                    &oracle,
-                    None,
-                    (eb, batch),
-                    same_saves,
-                    true,
-                )?);
-            }
-            if let Some(peers) = ctx.peers.clone() {
-                let r = run_other(
-                    ctx,
-                    &peers,
-                    Some("raft-engine"),
-                    (eb, batch),
-                    same_saves,
-                    true,
-                )?;
-                re.push(r);
+        // The WAL's first run sets the number of saves for every other run.
+        let mut first: Option<u64> = None;
+        for rep in 0..plan.reps {
+            for col in turn_order(CPU_OWN_COLUMNS, CPU_COLUMNS, rep) {
+                let saves = first.unwrap_or(cap);
+                // etcd and raft-engine, and the WAL after its first run, make as
+                // many saves (time: a backstop only).
+                let same_saves = Until {
+                    seconds: OTHER_SECONDS_MAX,
+                    saves,
+                };
+                match col {
+                    0 => {
+                        let dir = ctx.fresh("wal-nosync");
+                        let until = if first.is_some() {
+                            same_saves
+                        } else {
+                            Until {
+                                seconds: plan.cpu_seconds,
+                                saves: cap,
+                            }
+                        };
+                        let r = run_wal(&dir, &opts, eb, batch, until, false)?;
+                        remove(&dir);
+                        first.get_or_insert(r.saves);
+                        w.push(r);
+                    }
+                    // The floor any WAL pays: the same bytes written into fresh
+                    // preallocated files (the page cache), nothing else.
+                    1 => {
+                        let files = fallocated_files(ctx, files_needed(bytes.len(), saves))?;
+                        raw.push(run_raw(&files, &bytes, saves, Sync::Never)?);
+                        remove_files(&files);
+                    }
+                    // The floor of one `write` per save: the same bytes written
+                    // over pages already in the page cache (zeros written 64 KiB
+                    // at a time, as the WAL's pipeline does for a WAL that never
+                    // syncs).
+                    2 => {
+                        let files = fallocated_files(ctx, files_needed(bytes.len(), saves))?;
+                        for p in &files {
+                            let mut f = std::fs::OpenOptions::new().write(true).open(p)?;
+                            write_segment_of_zeros(&mut f, 64 << 10)?;
+                        }
+                        cached.push(run_raw(&files, &bytes, saves, Sync::Never)?);
+                        remove_files(&files);
+                    }
+                    3 => {
+                        if let Some(oracle) = ctx.oracle.clone() {
+                            et.push(run_other(
+                                ctx,
+                                &oracle,
+                                None,
+                                (eb, batch),
+                                same_saves,
+                                true,
+                            )?);
+                        }
+                    }
+                    _ => {
+                        if let Some(peers) = ctx.peers.clone() {
+                            re.push(run_other(
+                                ctx,
+                                &peers,
+                                Some("raft-engine"),
+                                (eb, batch),
+                                same_saves,
+                                true,
+                            )?);
+                        }
+                    }
+                }
             }
         }
         let cell = [
@@ -2327,5 +2354,20 @@ mod tests {
         // Without etcd and the peers there are only own readers.
         assert_eq!(turn_order(3, 3, 1), vec![1, 2, 0]);
         assert_eq!(turn_order(3, 4, 2), vec![2, 0, 1, 3]);
+    }
+
+    #[test]
+    fn the_wal_runs_first_once_then_takes_turns_without_fsync() {
+        // Its first run sets the number of saves, so it must come first.
+        assert_eq!(
+            turn_order(CPU_OWN_COLUMNS, CPU_COLUMNS, 0),
+            vec![0, 1, 2, 3, 4]
+        );
+        // Over three repetitions (the full run's), each of the WAL and its two
+        // floors runs first once, right after raft-engine or etcd.
+        let firsts: Vec<usize> = (0..3)
+            .map(|r| turn_order(CPU_OWN_COLUMNS, CPU_COLUMNS, r)[0])
+            .collect();
+        assert_eq!(firsts, vec![0, 1, 2]);
     }
 }
