@@ -1424,27 +1424,16 @@ fn cpu_matrix(plan: &Plan, ctx: &mut Ctx) -> Result<Vec<AppendRow>> {
                         remove_files(&files);
                     }
                     3 => {
-                        if let Some(oracle) = ctx.oracle.clone() {
-                            et.push(run_other(
-                                ctx,
-                                &oracle,
-                                None,
-                                (eb, batch),
-                                same_saves,
-                                true,
-                            )?);
+                        if let Some(etcd) = ctx.oracle.clone() {
+                            let r = run_other(ctx, &etcd, None, (eb, batch), same_saves, true)?;
+                            et.push(r);
                         }
                     }
                     _ => {
                         if let Some(peers) = ctx.peers.clone() {
-                            re.push(run_other(
-                                ctx,
-                                &peers,
-                                Some("raft-engine"),
-                                (eb, batch),
-                                same_saves,
-                                true,
-                            )?);
+                            let name = Some("raft-engine");
+                            let r = run_other(ctx, &peers, name, (eb, batch), same_saves, true)?;
+                            re.push(r);
                         }
                     }
                 }
