@@ -169,7 +169,7 @@ impl Options {
     }
 
     /// Whether readers fetch the segments ahead on helper threads: [`Replay`] up
-    /// to 32 MiB ahead of its decoder; `read_all`, [`verify`] and
+    /// to 32 MiB ahead of its decoder; `read_all`, [`verify()`] and
     /// [`valid_snapshot_entries`] every segment, the mapped ones by touching
     /// them where the kernel maps the page cache in huge pages, else by reading
     /// them. Default on: a cold replay then runs at the disk's pace instead of
