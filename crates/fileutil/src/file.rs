@@ -206,8 +206,8 @@ impl WalFile for OsFile {
         // A hint, so a failure is ignored: where the file system keeps large folios
         // (ext4 since Linux 6.16), a fault on an uncached page then reads 2 MiB
         // folios, and each is mapped by one fault, instead of a few pages read and
-        // 16 mapped per fault: a cold `read_all` reads about 20 % faster
-        // (docs/benchmarks.md, lever 21).
+        // 16 mapped per fault: a cold `read_all` reads about 15 % faster at the
+        // median here (docs/benchmarks.md, lever 21).
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
         Ok(Some(bytes::Bytes::from_owner(map)))
