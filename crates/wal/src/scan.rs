@@ -315,11 +315,10 @@ impl Stream {
         let how = if !ahead {
             Prefetch::Off
         } else {
-            let cold = self.mapped.iter().find(|m| !m.is_empty() && !is_cached(m));
-            match cold {
+            match self.mapped.iter().find(|m| !m.is_empty() && !is_cached(m)) {
                 // The first page is needed first anyway: read it here, then ask
                 // how the kernel mapped it.
-                Some(m) if !m.is_empty() => {
+                Some(m) => {
                     std::hint::black_box(m[0]);
                     if wal_fileutil::is_huge_mapped(m, 0) == Some(true) {
                         Prefetch::Touch
@@ -327,7 +326,7 @@ impl Stream {
                         Prefetch::Read
                     }
                 }
-                _ => Prefetch::Touch,
+                None => Prefetch::Touch,
             }
         };
         self.prefetching_as(fs, how, f)
