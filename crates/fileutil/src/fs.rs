@@ -110,6 +110,24 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
         let _ = len;
         Ok(0)
     }
+
+    /// Sends later writes past the page cache (`O_DIRECT`): they are staged in
+    /// this process and written out in whole pages on `flush` and before a
+    /// sync, so one save is one write to the disk and none to the page cache.
+    /// For a WAL that syncs every save into a segment holding zeros from the
+    /// offset to its end (the last page written is padded with zeros), whose
+    /// blocks are written already. Returns whether the file writes directly
+    /// now: `false` where that is not available (the default), on file systems
+    /// other than ext4 and xfs, and when the offset is in the file's last page;
+    /// a write that would pass the file's size, a read, a seek elsewhere,
+    /// [`set_len`](WalFile::set_len), [`zero_to_end`](WalFile::zero_to_end) and
+    /// [`map_writes`](WalFile::map_writes) write the stage out and go back to
+    /// `write(2)`, as does a kernel that refuses the alignment. Staged bytes
+    /// reach the file only when written out: [`read_at`](WalFile::read_at) and
+    /// [`map`](WalFile::map) see them after a flush.
+    fn direct_writes(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The narrow seam through which the WAL performs every file-system

@@ -86,6 +86,7 @@ pub struct Options {
     drop_cache: bool,
     read_ahead: bool,
     keep_tick: bool,
+    direct_writes: bool,
     entry_encoding: EntryEncoding,
     fs: Arc<dyn FileSystem>,
 }
@@ -107,6 +108,7 @@ impl Options {
             drop_cache: true,
             read_ahead: true,
             keep_tick: true,
+            direct_writes: true,
             entry_encoding: EntryEncoding::Etcd36,
             fs: wal_fileutil::os(),
         }
@@ -190,6 +192,28 @@ impl Options {
     pub fn keep_tick(mut self, yes: bool) -> Self {
         self.keep_tick = yes;
         self
+    }
+
+    /// Whether the segments this WAL makes are written past the page cache
+    /// (`WalFile::direct_writes`, `O_DIRECT` on ext4 and xfs): each save is
+    /// staged in this process and written to the disk in whole pages before
+    /// its fdatasync, instead of copied into the page cache and written back by
+    /// the fdatasync. The bytes on disk are the same (the zeros the last page
+    /// is padded with are the segment's own). Default on: saves of 10 KB and
+    /// more sync measurably sooner (docs/benchmarks.md, lever 22), and the
+    /// WAL's pages no longer crowd the page cache. Ignored with
+    /// [`Options::unsafe_no_sync`]. Off: etcd's way, `write(2)`.
+    pub fn direct_writes(mut self, yes: bool) -> Self {
+        self.direct_writes = yes;
+        self
+    }
+
+    /// Turns direct writes on for a new segment, if these options ask for them.
+    fn write_directly(&self, f: &mut dyn WalFile) -> Result<()> {
+        if self.direct_writes && !self.unsafe_no_sync {
+            f.direct_writes()?;
+        }
+        Ok(())
     }
 
     fn prepare(&self) -> wal_pipeline::Prepare {
@@ -392,6 +416,7 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
             wal_pipeline::map_zeros_for_writes(&mut *f, opts.segment_size, || true);
         }
     }
+    opts.write_directly(&mut *f)?;
     let mut enc = Encoder::new(f, 0, end);
     let io_err = |e| Error::io("writing", &tmp_file, e);
     enc.encode(RecordType::Crc as i64, None).map_err(io_err)?;
@@ -789,6 +814,8 @@ impl Inner {
             if !opts.unsafe_no_sync {
                 file.sync_data()?;
             }
+            // Zeros from the offset on: the tail can take direct writes too.
+            opts.write_directly(&mut *file)?;
             let enc = Encoder::new(file, stream.dec.last_crc(), off);
             self.locks = self
                 .opened
@@ -950,7 +977,8 @@ impl Inner {
             }
         }
         self.advise_map_writes(opts);
-        let new_file = pipeline.open()?;
+        let mut new_file = pipeline.open()?;
+        opts.write_directly(&mut *new_file)?;
         if let Some(took) = pipeline.take_last_zero_sync() {
             observe_fsync(took);
         }

@@ -1,6 +1,7 @@
 //! The performance levers that touch the disk and the page cache change nothing a
-//! user can read: zero-filled segments (`Options::zero_fill_segments`) leave
-//! exactly etcd's bytes, names and preallocated lengths; finished segments leave the
+//! user can read: zero-filled segments (`Options::zero_fill_segments`) and
+//! direct writes (`Options::direct_writes`) leave exactly etcd's bytes, names and
+//! preallocated lengths; finished segments leave the
 //! page cache (`Options::drop_finished_segments_from_cache`); entries read from
 //! mapped segments outlive the files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -61,13 +62,19 @@ fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// How a run writes: zero-filled segments, never synced, direct writes.
+type Way = (bool, bool, bool);
+
 /// Appends across several cuts, reopens, appends again; returns the directory.
-fn run(zero_fill: bool, no_sync: bool, root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let dir = root.join(format!("zero-fill-{zero_fill}-no-sync-{no_sync}"));
+fn run((zero_fill, no_sync, direct): Way, root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let dir = root.join(format!(
+        "zero-fill-{zero_fill}-no-sync-{no_sync}-direct-{direct}"
+    ));
     let opts = wal::Options::new()
         .segment_size(64 * 1024)
         .zero_fill_segments(zero_fill)
-        .unsafe_no_sync(no_sync);
+        .unsafe_no_sync(no_sync)
+        .direct_writes(direct);
     let w = opts.create(&dir, Some(b"meta")).unwrap();
     let mut index = 0;
     for i in 0..60u64 {
@@ -96,17 +103,25 @@ fn run(zero_fill: bool, no_sync: bool, root: &Path) -> BTreeMap<String, Vec<u8>>
 
 #[test]
 fn zero_filled_segments_are_byte_identical_to_fallocated_ones() {
-    // Synced, and never synced (where the zeros only fill the page cache ahead).
-    let tmp = tempfile::tempdir().unwrap();
-    let fallocated = run(false, false, tmp.path());
+    // Synced, and never synced (where the zeros only fill the page cache ahead);
+    // written through the page cache and past it (on the target directory's
+    // disk: tmpfs has no direct writes).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fallocated = run((false, false, false), tmp.path());
     assert!(
         fallocated.len() >= 4,
         "several cuts: {:?}",
         fallocated.keys()
     );
-    for (zero_fill, no_sync) in [(true, false), (true, true), (false, true)] {
-        let other = run(zero_fill, no_sync, tmp.path());
-        let what = format!("zero fill {zero_fill}, no sync {no_sync}");
+    for way in [
+        (true, false, false),
+        (true, true, false),
+        (false, true, false),
+        (true, false, true),
+        (false, false, true),
+    ] {
+        let other = run(way, tmp.path());
+        let what = format!("zero fill, no sync, direct: {way:?}");
         assert_eq!(
             other.keys().collect::<Vec<_>>(),
             fallocated.keys().collect::<Vec<_>>(),
@@ -150,11 +165,12 @@ fn cached_bytes(path: &Path) -> Option<u64> {
 }
 
 /// Writes 3 segments of 1 MiB; returns the cached bytes of the first (finished) one.
-fn first_segment_cached(drop: bool, root: &Path) -> Option<u64> {
-    let dir = root.join(if drop { "drop" } else { "keep" });
+fn first_segment_cached(drop: bool, direct: bool, root: &Path) -> Option<u64> {
+    let dir = root.join(format!("drop-{drop}-direct-{direct}"));
     let opts = wal::Options::new()
         .segment_size(1 << 20)
-        .drop_finished_segments_from_cache(drop);
+        .drop_finished_segments_from_cache(drop)
+        .direct_writes(direct);
     let w = opts.create(&dir, None).unwrap();
     for index in 1..=600u64 {
         save_one(&w, index, 4000);
@@ -169,10 +185,10 @@ fn first_segment_cached(drop: bool, root: &Path) -> Option<u64> {
 fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
     // On the target directory's disk: tmpfs keeps its pages whatever we advise.
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let Some(dropped) = first_segment_cached(true, root.path()) else {
+    let Some(dropped) = first_segment_cached(true, false, root.path()) else {
         return;
     };
-    let kept = first_segment_cached(false, root.path()).unwrap();
+    let kept = first_segment_cached(false, false, root.path()).unwrap();
     assert!(
         kept >= 1 << 20,
         "without the option the segment stays cached ({kept} bytes)"
@@ -181,6 +197,17 @@ fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
         dropped < 64 << 10,
         "a finished segment left {dropped} bytes cached"
     );
+    // Written past the page cache, the records never enter it: what the
+    // zero-fill cached, the writes over it took out again.
+    use nix::sys::statfs::{statfs, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
+    let fs = statfs(root.path()).unwrap().filesystem_type();
+    if fs == EXT4_SUPER_MAGIC || fs == XFS_SUPER_MAGIC {
+        let direct = first_segment_cached(false, true, root.path()).unwrap();
+        assert!(
+            direct < 64 << 10,
+            "a segment written directly left {direct} bytes cached"
+        );
+    }
 }
 
 /// The cached bytes of the next segment a no-sync WAL's pipeline prepares, once
