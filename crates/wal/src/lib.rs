@@ -194,15 +194,19 @@ impl Options {
         self
     }
 
-    /// Whether the segments this WAL makes are written past the page cache
-    /// (`WalFile::direct_writes`, `O_DIRECT` on ext4 and xfs): each save is
-    /// staged in this process and written to the disk in whole pages before
-    /// its fdatasync, instead of copied into the page cache and written back by
-    /// the fdatasync. The bytes on disk are the same (the zeros the last page
-    /// is padded with are the segment's own). Default on: saves of 10 KB and
-    /// more sync measurably sooner (docs/benchmarks.md, lever 22), and the
-    /// WAL's pages no longer crowd the page cache. Ignored with
-    /// [`Options::unsafe_no_sync`]. Off: etcd's way, `write(2)`.
+    /// Whether the segments this WAL writes (the ones it makes, and its tail
+    /// after `read_all`) go past the page cache (`WalFile::direct_writes`,
+    /// `O_DIRECT` on ext4 and xfs): each save is staged in this process and
+    /// written to the disk in whole pages right before its fdatasync, instead
+    /// of copied into the page cache and written back by the fdatasync. The
+    /// bytes on disk are the same (the zeros the last page is padded with are
+    /// the segment's own), and so are the cuts. Default on: saves ran 5-10 %
+    /// faster here, 1 MB saves 25 % (docs/benchmarks.md, lever 22), and the
+    /// WAL's pages no longer take page-cache memory. What differs: bytes saved without a sync
+    /// stay in this process until the next one (up to 2 MiB), so a killed
+    /// process loses them where etcd's would be in the kernel (neither has
+    /// promised them), and a restart reads the tail from the disk. Ignored
+    /// with [`Options::unsafe_no_sync`]. Off: etcd's way, `write(2)`.
     pub fn direct_writes(mut self, yes: bool) -> Self {
         self.direct_writes = yes;
         self
