@@ -73,24 +73,6 @@ fn set_direct(_f: &File, _on: bool) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-/// Whether direct writes are known to work there and to overwrite blocks in
-/// place: ext4 and xfs.
-fn direct_writes_fs(f: &File) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::sys::statfs::{fstatfs, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
-        fstatfs(f).is_ok_and(|s| {
-            let t = s.filesystem_type();
-            t == EXT4_SUPER_MAGIC || t == XFS_SUPER_MAGIC
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = f;
-        false
-    }
-}
-
 /// A file mapped for writing: while it is set, the offset lives here (`pos`)
 /// rather than in the descriptor, and reads and writes are positional.
 #[derive(Debug)]
@@ -431,7 +413,7 @@ impl WalFile for OsFile {
         if self.dio.is_some() {
             return Ok(true);
         }
-        if self.wmap.is_some() || !direct_writes_fs(&self.file) {
+        if self.wmap.is_some() || !crate::on_file_system(&self.file, crate::FsKind::InPlaceOnDisk) {
             return Ok(false);
         }
         let pos = self

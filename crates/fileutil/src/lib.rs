@@ -290,17 +290,33 @@ pub fn overwrites_in_place(path: &Path) -> bool {
 
 /// [`overwrites_in_place`] for an open file.
 pub(crate) fn overwrites_in_place_fd(f: &std::fs::File) -> bool {
+    on_file_system(f, FsKind::InPlace)
+}
+
+/// The file systems a file may be on, for [`on_file_system`].
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum FsKind {
+    /// ext2/3/4, xfs or tmpfs: a written block is overwritten where it lies.
+    InPlace,
+    /// ext2/3/4 or xfs: also known to take `O_DIRECT` writes in place.
+    InPlaceOnDisk,
+}
+
+/// Whether `f` is on a file system of that kind (false where it cannot tell).
+pub(crate) fn on_file_system(f: &std::fs::File, kind: FsKind) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use nix::sys::statfs::{fstatfs, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC};
         fstatfs(f).is_ok_and(|s| {
             let t = s.filesystem_type();
-            t == EXT4_SUPER_MAGIC || t == XFS_SUPER_MAGIC || t == TMPFS_MAGIC
+            t == EXT4_SUPER_MAGIC
+                || t == XFS_SUPER_MAGIC
+                || (kind == FsKind::InPlace && t == TMPFS_MAGIC)
         })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        let _ = f;
+        let _ = (f, kind);
         false
     }
 }
