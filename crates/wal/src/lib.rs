@@ -202,17 +202,19 @@ impl Options {
     /// bytes on disk are the same (the zeros the last page is padded with are
     /// the segment's own), and so are the cuts. Default on: saves ran 5-10 %
     /// faster here, 1 MB saves 25 % (docs/benchmarks.md, lever 22), and the
-    /// WAL's pages no longer take page-cache memory. What differs: bytes saved without a sync
-    /// stay in this process until the next one (up to 2 MiB), so a killed
-    /// process loses them where etcd's would be in the kernel (neither has
-    /// promised them), and a restart reads the tail from the disk. Ignored
-    /// with [`Options::unsafe_no_sync`]. Off: etcd's way, `write(2)`.
+    /// WAL's pages no longer take page-cache memory. What differs: bytes
+    /// saved without a sync stay in this process until the next one (up to 2
+    /// MiB), so a killed process loses them where etcd's would be in the
+    /// kernel (neither has promised them), and a restart reads the tail from
+    /// the disk. Ignored with [`Options::unsafe_no_sync`]. Off: etcd's way,
+    /// `write(2)`.
     pub fn direct_writes(mut self, yes: bool) -> Self {
         self.direct_writes = yes;
         self
     }
 
-    /// Turns direct writes on for a new segment, if these options ask for them.
+    /// Turns direct writes on for a segment about to take appends (new, or the
+    /// tail after `read_all`), if these options ask for them.
     fn write_directly(&self, f: &mut dyn WalFile) -> Result<()> {
         if self.direct_writes && !self.unsafe_no_sync {
             f.direct_writes()?;
