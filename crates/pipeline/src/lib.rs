@@ -77,7 +77,8 @@ pub enum Prepare {
     /// (a WAL writing near the disk's bandwidth), the next files are prepared
     /// etcd's way (1, 2, 4, ... up to 16 of them) before zero-filling again: a
     /// WAL writing faster than the disk can also write zeros gets etcd's
-    /// behaviour rather than waiting at every cut.
+    /// behaviour rather than waiting at every cut. A WAL can also turn the
+    /// zeros off and on ([`FilePipeline::set_zero_fill`]).
     ZeroFill,
     /// [`Prepare::ZeroFill`] without any sync, for a WAL that never syncs (etcd's
     /// unsafe no-fsync mode): the zeros only put the file's pages in the page
@@ -267,6 +268,9 @@ struct State {
     /// Whether [`Prepare::ZeroFillNoSync`] files are mapped for writing
     /// ([`FilePipeline::set_map_writes`]).
     map_writes: bool,
+    /// Whether [`Prepare::ZeroFill`] files are zero-filled
+    /// ([`FilePipeline::set_zero_fill`]).
+    zero_fill: bool,
     /// Number of `open` calls waiting for the slot.
     demand: usize,
     /// Set by `close`: the thread stops.
@@ -346,6 +350,7 @@ impl FilePipeline {
                 zero_sync_too_slow: None,
                 last_zero_sync: None,
                 map_writes: true,
+                zero_fill: true,
                 demand: 0,
                 closed: false,
                 close_error: None,
@@ -460,6 +465,15 @@ impl FilePipeline {
     /// lever 15).
     pub fn set_map_writes(&self, on: bool) {
         self.shared.lock().map_writes = on;
+    }
+
+    /// Whether [`Prepare::ZeroFill`] writes zeros over the next files (the
+    /// default) or prepares them etcd's way, for a WAL to say whether zeros
+    /// still pay for its writes: past the page cache, syncs of several hundred
+    /// KB each ran faster into merely preallocated files (docs/benchmarks.md,
+    /// lever 23). Applies from the next file prepared.
+    pub fn set_zero_fill(&self, on: bool) {
+        self.shared.lock().zero_fill = on;
     }
 
     /// How long the last [`open`](FilePipeline::open) spent fdatasyncing the
@@ -591,6 +605,9 @@ impl Worker {
     /// zero-fill it, per [`Prepare`]).
     fn alloc(&mut self) -> wal_fileutil::Result<Prepared> {
         let path = self.dir.join(format!("{}.tmp", self.count % 2));
+        // Asked once, before the file exists: the advice in force when a file
+        // appears is the one it was prepared by.
+        let advised_off = self.prepare == Prepare::ZeroFill && !self.shared.lock().zero_fill;
         let opts = self
             .prepare
             .open_options()
@@ -623,7 +640,9 @@ impl Worker {
         let mut zeroed_bytes = 0;
         // Asked once: the zeros are written for how the file will be written.
         let mapped = self.prepare == Prepare::ZeroFillNoSync && self.shared.lock().map_writes;
-        if self.prepare.zero_fills() && self.skip_zero_fill > 0 {
+        if advised_off {
+            tracing::debug!(path = %path.display(), "not zero-filling a new WAL segment, as advised");
+        } else if self.prepare.zero_fills() && self.skip_zero_fill > 0 {
             self.skip_zero_fill -= 1;
         } else if self.prepare.zero_fills() {
             let shared = Arc::clone(&self.shared);

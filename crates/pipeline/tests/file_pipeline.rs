@@ -567,6 +567,42 @@ fn slow_zero_syncs_make_the_pipeline_back_off() {
 }
 
 #[test]
+fn zeros_advised_off_are_not_written_until_advised_again() {
+    // A WAL whose syncs are large turns the zeros off: the files prepared
+    // after that are etcd's (preallocated, nothing written, nothing synced at
+    // hand-over); turned on again, the next file gets its zeros.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording(Duration::ZERO, false);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+    wait_until_written(&seen, "0.tmp#0", size as usize);
+    fp.set_zero_fill(false);
+    let f = fp.open().unwrap();
+    std::fs::rename(f.path(), tdir.path().join("0.wal")).unwrap();
+    // The next file exists once the pipeline has read the advice.
+    wait_for_file(&tdir.path().join("1.tmp"));
+    fp.set_zero_fill(true);
+    let f = fp.open().unwrap();
+    assert_eq!(std::fs::metadata(f.path()).unwrap().size(), size);
+    std::fs::rename(f.path(), tdir.path().join("1.wal")).unwrap();
+    wait_until_written(&seen, "0.tmp#2", size as usize);
+    let f = fp.open().unwrap();
+    std::fs::rename(f.path(), tdir.path().join("2.wal")).unwrap();
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(written(&seen, "0.tmp#0"), size as usize, "{seen:?}");
+    assert_eq!(written(&seen, "1.tmp#1"), 0, "zero-filled: {seen:?}");
+    assert_eq!(written(&seen, "0.tmp#2"), size as usize, "{seen:?}");
+    assert_eq!(
+        syncs(&seen),
+        [
+            Seen::Sync("0.tmp#0".into(), true),
+            Seen::Sync("0.tmp#2".into(), true)
+        ]
+    );
+}
+
+#[test]
 fn zero_fill_without_sync_writes_the_zeros_and_never_syncs() {
     // For a WAL that never syncs: every file gets its zeros (so its pages are in
     // the page cache before the WAL writes), and nothing is ever synced.
