@@ -7,6 +7,10 @@
 //! appended to by memory copies): a process crash must not lose a save that
 //! returned having flushed, since its bytes are in the page cache either way.
 //!
+//! And with saves of hundreds of KB into 2 MB segments, which the WAL writes past
+//! the page cache into segments it no longer zero-fills (`Options::direct_writes`;
+//! docs/benchmarks.md, levers 22 and 23), a tenth as many rounds.
+//!
 //! `CRASH_KILL_ROUNDS` (default 30) and `CRASH_SEED` size each run.
 
 use std::io::{BufRead, BufReader};
@@ -21,6 +25,11 @@ use wal_suite::env_u64;
 use wal_suite::simfs::Rng;
 
 const SEGMENT: u64 = 16 * 1024;
+/// Segments of the large-save run: a few saves each, and several cuts a round.
+const LARGE_SEGMENT: u64 = 2 << 20;
+/// Entries per save of the large-save run are 1 to 6 times this: about 500 KB
+/// per save on average, past the WAL's 300 KB line for zero-filled segments.
+const LARGE_SCALE: u64 = 400;
 const CHILD_ENV: &str = "WAL_CRASH_KILL_CHILD";
 
 /// The writer. Runs only when re-executed by the parent with `WAL_CRASH_KILL_CHILD`.
@@ -30,12 +39,15 @@ fn kill_child() {
         return;
     };
     let mut parts = spec.split('|');
-    let (Some(dir), Some(seed), Some(no_sync)) = (parts.next(), parts.next(), parts.next()) else {
-        panic!("dir|seed|no_sync");
+    let (Some(dir), Some(seed), Some(no_sync), Some(scale)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        panic!("dir|seed|no_sync|scale");
     };
     let seed: u64 = seed.parse().expect("seed");
+    let scale: u64 = scale.parse().expect("scale");
     let dir = PathBuf::from(dir);
-    let opts = options(no_sync == "1");
+    let opts = options(no_sync == "1", scale);
     let (w, base) = match recover(&opts, &dir).expect("child recovery") {
         Recovered::NoWal => (
             opts.create(&dir, Some(b"kill suite")).expect("create"),
@@ -44,7 +56,7 @@ fn kill_child() {
         Recovered::Wal(w, log) => (w, log),
     };
     println!("BASE {} {}", base.entries.len(), base.last_index());
-    let mut gen = Gen::new(seed, base);
+    let mut gen = Gen::new(seed, base).with_scale(scale);
     let mut prev = HardState::default();
     for k in 0..1_000_000u64 {
         let (step, _) = gen.step();
@@ -73,12 +85,14 @@ struct Round {
     synced: Option<u64>,
 }
 
-/// The suite's WAL options: small segments, so a run crosses many cuts.
-fn options(no_sync: bool) -> Options {
-    Options::new().segment_size(SEGMENT).unsafe_no_sync(no_sync)
+/// The suite's WAL options: small segments, so a run crosses many cuts (larger
+/// ones for saves of `scale` > 1).
+fn options(no_sync: bool, scale: u64) -> Options {
+    let segment = if scale > 1 { LARGE_SEGMENT } else { SEGMENT };
+    Options::new().segment_size(segment).unsafe_no_sync(no_sync)
 }
 
-fn run_child(dir: &Path, seed: u64, no_sync: bool, kill_after: Duration) -> Round {
+fn run_child(dir: &Path, seed: u64, (no_sync, scale): (bool, u64), kill_after: Duration) -> Round {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -89,7 +103,7 @@ fn run_child(dir: &Path, seed: u64, no_sync: bool, kill_after: Duration) -> Roun
         ])
         .env(
             CHILD_ENV,
-            format!("{}|{seed}|{}", dir.display(), u8::from(no_sync)),
+            format!("{}|{seed}|{}|{scale}", dir.display(), u8::from(no_sync)),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -135,7 +149,7 @@ fn kill_suite() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    run_suite("kill", false);
+    run_suite("kill", false, 1);
 }
 
 #[test]
@@ -143,16 +157,33 @@ fn kill_suite_without_fsync() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    run_suite("kill-no-fsync", true);
+    run_suite("kill-no-fsync", true, 1);
 }
 
-/// Kills and restarts the writer `CRASH_KILL_ROUNDS` times, checking after each.
-fn run_suite(name: &str, no_sync: bool) {
-    let rounds = env_u64("CRASH_KILL_ROUNDS", 30);
+#[test]
+fn kill_suite_large_saves() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    run_suite("kill-large-saves", false, LARGE_SCALE);
+}
+
+/// Kills and restarts the writer `CRASH_KILL_ROUNDS` times (a tenth as many,
+/// killed sooner, for saves of `scale` > 1: each round writes tens of MB),
+/// checking after each.
+fn run_suite(name: &str, no_sync: bool, scale: u64) {
+    let mut rounds = env_u64("CRASH_KILL_ROUNDS", 30);
+    let mut kill_within = 120;
+    if scale > 1 {
+        rounds = rounds.div_ceil(10);
+        kill_within = 60;
+    }
     let seed0 = env_u64("CRASH_SEED", 1);
-    let tmp = tempfile::tempdir().unwrap();
+    // On the disk of the build (the system temporary directory may be tmpfs,
+    // which takes no direct writes).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dir = tmp.path().join("wal");
-    let opts = options(no_sync);
+    let opts = options(no_sync, scale);
     let mut rng = Rng::new(seed0);
     let mut base = Log::default();
     let (mut acked_checked, mut lost, mut wrong, mut steps_seen) = (0u64, 0u64, 0u64, 0u64);
@@ -161,8 +192,8 @@ fn run_suite(name: &str, no_sync: bool) {
         let r = run_child(
             &dir,
             seed,
-            no_sync,
-            Duration::from_millis(20 + rng.below(120)),
+            (no_sync, scale),
+            Duration::from_millis(20 + rng.below(kill_within)),
         );
         if let Some(n) = r.base_reported {
             assert_eq!(
@@ -172,7 +203,7 @@ fn run_suite(name: &str, no_sync: bool) {
             );
         }
         // Regenerate what the child did: steps 0..=returned+1 (the last one in flight).
-        let mut gen = Gen::new(seed, base.clone());
+        let mut gen = Gen::new(seed, base.clone()).with_scale(scale);
         let last = r.returned.map_or(0, |k| k + 1);
         let mut recs: Vec<Rec> = Vec::new();
         let mut acked = 0;

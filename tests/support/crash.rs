@@ -70,6 +70,8 @@ pub struct Gen {
     rng: Rng,
     /// The log as the writer built it.
     pub log: Log,
+    /// Entries per save are 1 to 6 times this.
+    scale: u64,
 }
 
 impl Gen {
@@ -78,7 +80,15 @@ impl Gen {
         Self {
             rng: Rng::new(seed),
             log: base,
+            scale: 1,
         }
+    }
+
+    /// Saves of `scale` times as many entries (hundreds of KB each at a few
+    /// hundred, where the WAL prepares its segments differently).
+    pub fn with_scale(mut self, scale: u64) -> Self {
+        self.scale = scale.max(1);
+        self
     }
 
     fn data(&mut self) -> Option<Bytes> {
@@ -135,7 +145,7 @@ impl Gen {
         let n = if (16..24).contains(&r) {
             0
         } else {
-            1 + self.rng.below(6)
+            (1 + self.rng.below(6)) * self.scale
         };
         let mut ents = Vec::new();
         for i in 0..n {

@@ -71,7 +71,7 @@ const MAP_ADVICE_FLUSHES: u64 = 16;
 /// journal commit that an append into `fallocate`d blocks adds to each
 /// fdatasync costs less than the zeros' second pass over the disk once a
 /// sync carries more than a few hundred KB: a save loop here ran 10 % faster
-/// into `fallocate`d segments at 400 KB and 700 KB per save and 10 % slower at
+/// into `fallocate`d segments at 400 KB and 700 KB per save and 8 % slower at
 /// 200 KB (docs/benchmarks.md, lever 23).
 const ZERO_FILL_MAX_SYNC_BYTES: u64 = 300_000;
 
