@@ -1046,13 +1046,7 @@ fn zero_pool(ctx: &Ctx, pool: &mut Vec<PathBuf>, n: usize, direct: bool) -> Resu
             .truncate(true)
             .open(&p)
             .with_context(|| format!("creating {}", p.display()))?;
-        let mut f = open_raw(&p, direct)?;
-        if direct {
-            write_zeros_direct(&f)?;
-        } else {
-            write_segment_of_zeros(&mut f, 1 << 20)?;
-        }
-        f.sync_all()?;
+        zeroed_file(&p, direct)?.sync_all()?;
         pool.push(p);
     }
     wal_fileutil::os().fsync_dir(&dir)?;
@@ -1093,13 +1087,7 @@ fn run_raw_zeroing(
         let mut f = fs.open(&p, &wal_fileutil::OpenOptions::write().create(true))?;
         f.preallocate(SEGMENT_BYTES, true)?;
         drop(f);
-        let mut f = open_raw(&p, direct)?;
-        if direct {
-            write_zeros_direct(&f)?;
-        } else {
-            write_segment_of_zeros(&mut f, 1 << 20)?;
-        }
-        Ok(f)
+        zeroed_file(&p, direct)
     };
     let first = make(0)?;
     first.sync_all()?;
@@ -1194,6 +1182,18 @@ fn open_raw(p: &Path, direct: bool) -> Result<File> {
     })
 }
 
+/// Opens `p` for writing (`direct`: with `O_DIRECT`) and writes a segment's
+/// worth of zeros over it, unsynced.
+fn zeroed_file(p: &Path, direct: bool) -> Result<File> {
+    let mut f = open_raw(p, direct)?;
+    if direct {
+        write_zeros_direct(&f)?;
+    } else {
+        write_segment_of_zeros(&mut f, 1 << 20)?;
+    }
+    Ok(f)
+}
+
 /// Writes a segment's worth of zeros over `f` (open with `O_DIRECT`) from one
 /// aligned MiB of zeros, unsynced: no page cache and no copy, the cheapest way
 /// to give a segment written blocks.
@@ -1236,6 +1236,7 @@ impl DirectSaves {
         if off == 0 {
             self.tail = 0;
         }
+        debug_assert_eq!(off % DIRECT_ALIGN as u64, self.tail as u64);
         let base = off - self.tail as u64;
         let buf = &mut self.mem[self.at..];
         let end = self.tail + bytes.len();
@@ -2154,14 +2155,14 @@ fn ratios(
     plan: &Plan,
 ) -> Ratios {
     let cell = |rows: &[AppendRow], eb, b, get: fn(&AppendRow) -> Option<f64>| {
-        let w = find(rows, "wal", eb, b).and_then(get);
         let x = |name: &str| find(rows, name, eb, b).and_then(get);
+        let w = x("wal");
         CellRatio {
             entry_bytes: eb,
             batch: b,
-            vs_raw_zeroed: ratio(w, find(rows, "raw-zeroed", eb, b).and_then(get)),
-            vs_raw_fallocated: ratio(w, find(rows, "raw-fallocated", eb, b).and_then(get)),
-            vs_raw_zeroing: ratio(w, find(rows, "raw-zeroing", eb, b).and_then(get)),
+            vs_raw_zeroed: ratio(w, x("raw-zeroed")),
+            vs_raw_fallocated: ratio(w, x("raw-fallocated")),
+            vs_raw_zeroing: ratio(w, x("raw-zeroing")),
             ceiling_vs_raw_zeroed: ratio(
                 [
                     "raw-zeroing",
@@ -2180,10 +2181,10 @@ fn ratios(
                 x("wal-fallocated"),
                 x("raw-fallocated-direct"),
             ),
-            vs_etcd: ratio(w, find(rows, "etcd", eb, b).and_then(get)),
-            vs_okaywal: ratio(w, find(rows, "okaywal", eb, b).and_then(get)),
-            vs_raft_engine: ratio(w, find(rows, "raft-engine", eb, b).and_then(get)),
-            vs_raw_write: ratio(w, find(rows, "raw-write", eb, b).and_then(get)),
+            vs_etcd: ratio(w, x("etcd")),
+            vs_okaywal: ratio(w, x("okaywal")),
+            vs_raft_engine: ratio(w, x("raft-engine")),
+            vs_raw_write: ratio(w, x("raw-write")),
         }
     };
     let entry_bytes = replay
