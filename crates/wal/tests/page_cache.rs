@@ -199,9 +199,7 @@ fn finished_segments_leave_the_page_cache_unless_asked_not_to() {
     );
     // Written past the page cache, the records never enter it: what the
     // zero-fill cached, the writes over it took out again.
-    use nix::sys::statfs::{statfs, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
-    let fs = statfs(root.path()).unwrap().filesystem_type();
-    if fs == EXT4_SUPER_MAGIC || fs == XFS_SUPER_MAGIC {
+    if takes_direct_writes(root.path()) {
         let direct = first_segment_cached(false, true, root.path()).unwrap();
         assert!(
             direct < 64 << 10,
@@ -479,16 +477,29 @@ fn a_cold_read_all_reads_every_entry() {
     w.close().unwrap();
 }
 
-/// Whether the last page of the newest segment in `dir` holds written blocks
-/// (zero-filled) rather than merely `fallocate`d ones, which `SEEK_DATA`
-/// reports as a hole on ext4 and xfs.
-fn tail_end_written(dir: &Path, segment: u64) -> bool {
+/// Whether the WAL writes segments under `dir` directly (ext4 and xfs).
+fn takes_direct_writes(dir: &Path) -> bool {
+    use nix::sys::statfs::{statfs, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
+    let fs = statfs(dir).unwrap().filesystem_type();
+    fs == EXT4_SUPER_MAGIC || fs == XFS_SUPER_MAGIC
+}
+
+/// The segment names in `dir`, sorted.
+fn segment_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".wal"))
         .collect();
     names.sort();
+    names
+}
+
+/// Whether the last page of the newest segment in `dir` holds written blocks
+/// (zero-filled) rather than merely `fallocate`d ones, which `SEEK_DATA`
+/// reports as a hole on ext4 and xfs.
+fn tail_end_written(dir: &Path, segment: u64) -> bool {
+    let names = segment_names(dir);
     let tail = std::fs::File::open(dir.join(names.last().unwrap())).unwrap();
     let last_page = (segment - 4096) as i64;
     match nix::unistd::lseek(&tail, last_page, nix::unistd::Whence::SeekData) {
@@ -509,13 +520,7 @@ fn tail_zero_filled_after_saves_of(len: usize, direct: bool, root: &Path) -> boo
         .direct_writes(direct);
     let w = opts.create(&dir, None).unwrap();
     let mut index = 0;
-    let segments = || {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
-            .count()
-    };
-    while segments() < 7 {
+    while segment_names(&dir).len() < 7 {
         index += 1;
         save_one(&w, index, len);
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -531,9 +536,7 @@ fn a_wal_of_large_direct_syncs_gets_etcds_segments() {
     // fallocated segments than into zero-filled ones (lever 23): once a
     // segment has shown them, the next ones are prepared etcd's way.
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    use nix::sys::statfs::{statfs, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
-    let fs = statfs(root.path()).unwrap().filesystem_type();
-    if fs != EXT4_SUPER_MAGIC && fs != XFS_SUPER_MAGIC {
+    if !takes_direct_writes(root.path()) {
         eprintln!("SKIPPED: no direct writes on this file system");
         return;
     }
