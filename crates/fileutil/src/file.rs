@@ -16,6 +16,8 @@ pub(crate) struct OsFile {
     wmap: Option<WriteMap>,
     /// Set by [`WalFile::direct_writes`].
     dio: Option<DirectWrites>,
+    /// The kernel refused a direct write ([`WalFile::direct_refused`]).
+    refused: bool,
     file: File,
     path: PathBuf,
 }
@@ -88,6 +90,7 @@ impl OsFile {
         OsFile {
             wmap: None,
             dio: None,
+            refused: false,
             file,
             path,
         }
@@ -126,6 +129,8 @@ impl OsFile {
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32) => {
+                tracing::info!(path = %self.path.display(), "direct write refused; writing through the page cache");
+                self.refused = true;
                 set_direct(&self.file, false)?;
                 self.file.write_all_at(&d.mem[d.at..d.at + d.len], d.base)?;
                 let pos = d.pos();
@@ -451,6 +456,10 @@ impl WalFile for OsFile {
         Ok(true)
     }
 
+    fn direct_refused(&self) -> bool {
+        self.refused
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         loop {
             match self.file.read_at(buf, offset) {
@@ -458,5 +467,46 @@ impl WalFile for OsFile {
                 r => return r.map_err(io_err("pread", &self.path)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{FileSystem, OpenOptions, OsFs};
+
+    #[test]
+    fn a_refused_direct_write_goes_through_write_and_is_reported() {
+        // Beside the test binary, on the build's disk (a temporary directory
+        // may be tmpfs, which takes no direct writes).
+        let exe = std::env::current_exe().unwrap();
+        let tmp = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let path = tmp.path().join("f");
+        std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let mut f = OsFile::new(file, path.clone());
+        if !f.direct_writes().unwrap() {
+            eprintln!("SKIPPED: no direct writes on this file system");
+            return;
+        }
+        assert!(!f.direct_refused());
+        // A stage one byte off a page, as a kernel demanding another alignment
+        // would see it: the write fails with EINVAL.
+        if let Some(d) = &mut f.dio {
+            d.at += 1;
+        }
+        f.write_all(b"refused, then written").unwrap();
+        f.sync_data().unwrap();
+        assert!(f.direct_refused(), "the refusal was not reported");
+        assert!(f.dio.is_none(), "still writing directly");
+        f.write_all(b" through write(2)").unwrap();
+        drop(f);
+        let got = OsFs.open(&path, &OpenOptions::read()).unwrap();
+        let mut buf = vec![0u8; 40];
+        got.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..38], b"refused, then written through write(2)");
+        assert_eq!(&buf[38..], &[0, 0]);
     }
 }

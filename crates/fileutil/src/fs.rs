@@ -128,6 +128,15 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
     fn direct_writes(&mut self) -> Result<bool> {
         Ok(false)
     }
+
+    /// Whether the kernel refused a direct write of this file (the alignment),
+    /// so that its writes went back to `write(2)` and the page cache although
+    /// [`direct_writes`](WalFile::direct_writes) said yes: for a writer that
+    /// tunes itself to direct writes, and would not turn them on again for the
+    /// next file of the same file system.
+    fn direct_refused(&self) -> bool {
+        false
+    }
 }
 
 /// The narrow seam through which the WAL performs every file-system

@@ -370,6 +370,9 @@ struct Inner {
     enti: u64,
     metadata: Option<Bytes>,
     poisoned: Option<String>,
+    /// The kernel refused a segment's direct writes: later segments do not
+    /// ask for them.
+    direct_refused: bool,
 }
 
 fn create_wal(opts: &Options, dir: &Path, metadata: Option<&[u8]>) -> Result<Wal> {
@@ -464,6 +467,7 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         enti: 0,
         metadata: metadata.map(Bytes::copy_from_slice),
         poisoned: None,
+        direct_refused: false,
     };
     inner.sync(opts)?;
     // Beyond etcd: make the segment's name durable inside the temporary directory
@@ -667,6 +671,7 @@ fn open_at_index(opts: &Options, dir: &Path, snap: &Snapshot, write: bool) -> Re
             enti: 0,
             metadata: None,
             poisoned: None,
+            direct_refused: false,
         }),
     })
 }
@@ -1009,10 +1014,17 @@ impl Inner {
                 pipeline.drop_cache_later(t.path.clone());
             }
         }
+        if let Some(t) = &mut self.tail {
+            if t.enc.get_ref().direct_refused() {
+                // Its writes went through the page cache after all.
+                t.direct = false;
+                self.direct_refused = true;
+            }
+        }
         self.advise_map_writes(opts);
         self.advise_zero_fill(opts);
         let mut new_file = pipeline.open()?;
-        let direct = opts.write_directly(&mut *new_file)?;
+        let direct = !self.direct_refused && opts.write_directly(&mut *new_file)?;
         if let Some(took) = pipeline.take_last_zero_sync() {
             observe_fsync(took);
         }

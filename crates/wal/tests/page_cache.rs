@@ -6,8 +6,13 @@
 //! mapped segments outlive the files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use common::{wal_names as segment_names, Faults, TestFs};
 
 use wal::raftpb::{Entry, HardState};
 use wal::walpb::Snapshot;
@@ -484,17 +489,6 @@ fn takes_direct_writes(dir: &Path) -> bool {
     fs == EXT4_SUPER_MAGIC || fs == XFS_SUPER_MAGIC
 }
 
-/// The segment names in `dir`, sorted.
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wal"))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Whether the last page of the newest segment in `dir` holds written blocks
 /// (zero-filled) rather than merely `fallocate`d ones, which `SEEK_DATA`
 /// reports as a hole on ext4 and xfs.
@@ -514,20 +508,23 @@ fn tail_end_written(dir: &Path, segment: u64) -> bool {
 /// returns whether the tail's last page was written (zero-filled).
 fn tail_zero_filled_after_saves_of(len: usize, direct: bool, root: &Path) -> bool {
     let dir = root.join(format!("saves-{len}-direct-{direct}"));
+    tail_zero_filled_after(wal::Options::new().direct_writes(direct), len, &dir)
+}
+
+/// [`tail_zero_filled_after_saves_of`] with `opts`, in `dir`.
+fn tail_zero_filled_after(opts: wal::Options, len: usize, dir: &Path) -> bool {
     let segment = 4 << 20;
-    let opts = wal::Options::new()
-        .segment_size(segment)
-        .direct_writes(direct);
-    let w = opts.create(&dir, None).unwrap();
+    let opts = opts.segment_size(segment);
+    let w = opts.create(dir, None).unwrap();
     let mut index = 0;
-    while segment_names(&dir).len() < 7 {
+    while segment_names(dir).len() < 7 {
         index += 1;
         save_one(&w, index, len);
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     save_one(&w, index + 1, 100);
     w.close().unwrap();
-    tail_end_written(&dir, segment)
+    tail_end_written(dir, segment)
 }
 
 #[test]
@@ -551,5 +548,31 @@ fn a_wal_of_large_direct_syncs_gets_etcds_segments() {
     assert!(
         tail_zero_filled_after_saves_of(400_000, false, root.path()),
         "400 KB syncs through the page cache: the tail was not zero-filled"
+    );
+}
+
+#[test]
+fn a_wal_whose_direct_writes_are_refused_zero_fills_and_stops_asking() {
+    // A kernel that takes O_DIRECT but refuses the writes' alignment: the
+    // segment's writes went through the page cache, so lever 23's advice for
+    // direct writes does not apply, and later segments are not asked again.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if !takes_direct_writes(root.path()) {
+        eprintln!("SKIPPED: SEEK_DATA tells written blocks only on ext4 and xfs");
+        return;
+    }
+    let fs = TestFs::with(Faults {
+        refuse_direct: true,
+        ..Faults::default()
+    });
+    let dir = root.path().join("refused");
+    assert!(
+        tail_zero_filled_after(fs.options(), 400_000, &dir),
+        "400 KB syncs refused direct writes: the tail was not zero-filled"
+    );
+    assert_eq!(
+        fs.direct_asks.load(Ordering::SeqCst),
+        1,
+        "segments after the refusal were asked for direct writes"
     );
 }

@@ -48,6 +48,11 @@ pub struct Faults {
     pub wal_open_not_found: AtomicBool,
     /// How many `.wal` files were opened (or failed to).
     pub wal_opens: AtomicUsize,
+    /// Files say yes to direct writes, then that the kernel refused them
+    /// (their writes go through the page cache as before).
+    pub refuse_direct: bool,
+    /// How many files were asked for direct writes.
+    pub direct_asks: AtomicUsize,
 }
 
 impl Faults {
@@ -167,6 +172,13 @@ impl WalFile for TestFile {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> wal_fileutil::Result<usize> {
         self.inner.read_at(buf, offset)
+    }
+    fn direct_writes(&mut self) -> wal_fileutil::Result<bool> {
+        self.faults.direct_asks.fetch_add(1, Ordering::SeqCst);
+        Ok(self.faults.refuse_direct)
+    }
+    fn direct_refused(&self) -> bool {
+        self.faults.refuse_direct
     }
 }
 
