@@ -30,6 +30,9 @@ const LARGE_SEGMENT: u64 = 2 << 20;
 /// Entries per save of the large-save run are 1 to 6 times this: about 500 KB
 /// per save on average, past the WAL's 300 KB line for zero-filled segments.
 const LARGE_SCALE: u64 = 400;
+/// The large-save run starts a fresh WAL once its directory holds more than
+/// this: a round's child then spends its time writing rather than recovering.
+const LARGE_FRESH_AFTER: u64 = 48 << 20;
 const CHILD_ENV: &str = "WAL_CRASH_KILL_CHILD";
 
 /// The writer. Runs only when re-executed by the parent with `WAL_CRASH_KILL_CHILD`.
@@ -168,6 +171,16 @@ fn kill_suite_large_saves() {
     run_suite("kill-large-saves", false, LARGE_SCALE);
 }
 
+/// Bytes of the files in `dir` (0 when it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
 /// Kills and restarts the writer `CRASH_KILL_ROUNDS` times (a tenth as many,
 /// killed sooner, for saves of `scale` > 1: each round writes tens of MB),
 /// checking after each.
@@ -188,6 +201,12 @@ fn run_suite(name: &str, no_sync: bool, scale: u64) {
     let mut base = Log::default();
     let (mut acked_checked, mut lost, mut wrong, mut steps_seen) = (0u64, 0u64, 0u64, 0u64);
     for round in 0..rounds {
+        if scale > 1 && dir_bytes(&dir) > LARGE_FRESH_AFTER {
+            // Recovering a WAL this large would take the whole round: start a
+            // fresh one so the child writes (and is killed writing) again.
+            std::fs::remove_dir_all(&dir).unwrap();
+            base = Log::default();
+        }
         let seed = seed0.wrapping_mul(1000).wrapping_add(round);
         let r = run_child(
             &dir,
