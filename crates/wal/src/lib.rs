@@ -958,7 +958,9 @@ impl Inner {
         }
         if let (Some(t), Some(p)) = (&self.tail, &self.pipeline) {
             let per_sync = t.enc.position().saturating_sub(t.from) / t.flushes.max(1);
-            p.set_zero_fill(!t.direct || per_sync < ZERO_FILL_MAX_SYNC_BYTES);
+            // A refused segment's writes went through the page cache after all.
+            let direct = t.direct && !self.direct_refused;
+            p.set_zero_fill(!direct || per_sync < ZERO_FILL_MAX_SYNC_BYTES);
         }
     }
 
@@ -1014,12 +1016,8 @@ impl Inner {
                 pipeline.drop_cache_later(t.path.clone());
             }
         }
-        if let Some(t) = &mut self.tail {
-            if t.enc.get_ref().direct_refused() {
-                // Its writes went through the page cache after all.
-                t.direct = false;
-                self.direct_refused = true;
-            }
+        if let Some(t) = &self.tail {
+            self.direct_refused |= t.enc.get_ref().direct_refused();
         }
         self.advise_map_writes(opts);
         self.advise_zero_fill(opts);
