@@ -527,16 +527,26 @@ fn tail_zero_filled_after(opts: wal::Options, len: usize, dir: &Path) -> bool {
     tail_end_written(dir, segment)
 }
 
+/// A temporary directory on the build's disk if that is ext4 or xfs, which
+/// take direct writes and tell written blocks from `fallocate`d ones
+/// (`SEEK_DATA`); `None` (the test skipped) elsewhere.
+fn ext4_or_xfs_root() -> Option<tempfile::TempDir> {
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if takes_direct_writes(root.path()) {
+        return Some(root);
+    }
+    eprintln!("SKIPPED: no direct writes and no SEEK_DATA holes on this file system");
+    None
+}
+
 #[test]
 fn a_wal_of_large_direct_syncs_gets_etcds_segments() {
     // Past the page cache, syncs of several hundred KB run faster into
     // fallocated segments than into zero-filled ones (lever 23): once a
     // segment has shown them, the next ones are prepared etcd's way.
-    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    if !takes_direct_writes(root.path()) {
-        eprintln!("SKIPPED: no direct writes on this file system");
+    let Some(root) = ext4_or_xfs_root() else {
         return;
-    }
+    };
     assert!(
         !tail_zero_filled_after_saves_of(400_000, true, root.path()),
         "400 KB direct syncs: the tail was zero-filled"
@@ -556,11 +566,9 @@ fn a_wal_whose_direct_writes_are_refused_zero_fills_and_stops_asking() {
     // A kernel that takes O_DIRECT but refuses the writes' alignment: the
     // segment's writes went through the page cache, so lever 23's advice for
     // direct writes does not apply, and later segments are not asked again.
-    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    if !takes_direct_writes(root.path()) {
-        eprintln!("SKIPPED: SEEK_DATA tells written blocks only on ext4 and xfs");
+    let Some(root) = ext4_or_xfs_root() else {
         return;
-    }
+    };
     let fs = TestFs::with(Faults {
         refuse_direct: true,
         ..Faults::default()
