@@ -576,6 +576,10 @@ fn zeros_advised_off_are_not_written_until_advised_again() {
     let (fs, seen) = recording(Duration::ZERO, false);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
     wait_until_written(&seen, "0.tmp#0", size as usize);
+    // Long enough that syncing those zeros at hand-over cannot take half the
+    // time since the pipeline started, which would make it back off from
+    // zero-filling (and skip the third file's zeros) on a slow disk.
+    std::thread::sleep(Duration::from_millis(500));
     fp.set_zero_fill(false);
     let f = fp.open().unwrap();
     std::fs::rename(f.path(), tdir.path().join("0.wal")).unwrap();
