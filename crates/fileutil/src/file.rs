@@ -292,6 +292,13 @@ impl WalFile for OsFile {
         prealloc::preallocate(&self.file, &self.path, size, extend)
     }
 
+    fn write_zeroes(&mut self, len: u64) -> Result<bool> {
+        // Nothing mapped or staged may land over the zeros afterwards.
+        self.unmap()?;
+        self.end_direct().map_err(io_err("write", &self.path))?;
+        prealloc::write_zeroes(&self.file, &self.path, len)
+    }
+
     fn set_len(&mut self, size: u64) -> Result<()> {
         // Pages past the new end must not stay mapped (SIGBUS).
         self.unmap()?;

@@ -35,6 +35,19 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
     /// offset does not move. Nothing is durable until the next sync.
     fn preallocate(&mut self, size: u64, extend: bool) -> Result<()>;
 
+    /// Makes `[0, len)` written blocks of zeros with the device's own write-zeroes
+    /// command (`FALLOC_FL_WRITE_ZEROES`, Linux 6.17 and later, on devices that
+    /// zero by unmapping, such as many NVMe drives), growing the file to `len`
+    /// if it is shorter: the blocks a zero-fill would write, without sending
+    /// `len` bytes of zeros to the disk. Overwrites whatever the range held, so
+    /// only for a file still being prepared. Returns `false`, doing nothing,
+    /// where the kernel, the file system or the device cannot (the default).
+    /// Not durable until synced; the offset does not move.
+    fn write_zeroes(&mut self, len: u64) -> Result<bool> {
+        let _ = len;
+        Ok(false)
+    }
+
     /// ftruncate(2) to `size`, without moving the offset. Not durable until synced.
     fn set_len(&mut self, size: u64) -> Result<()>;
 

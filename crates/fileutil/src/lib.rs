@@ -8,7 +8,8 @@
 //!   description locks (`F_OFD_SETLK[W]`) exactly as etcd takes them, so this
 //!   crate and a running etcd exclude each other; `flock(2)` elsewhere.
 //! - [`WalFile::preallocate`] and [`WalFile::zero_to_end`]: etcd's
-//!   `Preallocate` / `ZeroToEnd` on top of fallocate(2).
+//!   `Preallocate` / `ZeroToEnd` on top of fallocate(2); beyond etcd,
+//!   [`WalFile::write_zeroes`], zeros the device makes without writing them.
 //! - Directory helpers ([`create_dir_all`], [`touch_dir_all`], [`read_dir`],
 //!   [`read_dir_ext`], [`fsync_dir`], ...) with etcd's semantics.
 //! - Purging old files ([`purge_once`], [`spawn_purger`]) that skips files a

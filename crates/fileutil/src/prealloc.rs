@@ -77,6 +77,36 @@ fn prealloc_fixed(file: &File, path: &Path, size: u64) -> Result<()> {
     }
 }
 
+/// `fallocate(FALLOC_FL_WRITE_ZEROES)` (Linux 6.17): not in libc's constants yet.
+#[cfg(target_os = "linux")]
+const FALLOC_FL_WRITE_ZEROES: nix::libc::c_int = 0x80;
+
+/// [`WalFile::write_zeroes`](crate::WalFile::write_zeroes): `Ok(false)` where
+/// the mode is unknown (kernels before 6.17) or unsupported (the file system,
+/// or a device without unmapping write-zeroes); ENOSPC is
+/// [`Error::NoSpace`].
+#[cfg(target_os = "linux")]
+pub(crate) fn write_zeroes(file: &File, path: &Path, len: u64) -> Result<bool> {
+    use nix::errno::Errno;
+    use nix::fcntl::{fallocate, FallocateFlags};
+
+    if len == 0 {
+        return Ok(false);
+    }
+    let mode = FallocateFlags::from_bits_retain(FALLOC_FL_WRITE_ZEROES);
+    match fallocate(file, mode, 0, to_off_t(path, len)?) {
+        Ok(()) => Ok(true),
+        Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => Ok(false),
+        Err(e) => Err(Error::from_io("write zeroes", path, io::Error::from(e))),
+    }
+}
+
+/// No write-zeroes outside Linux.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn write_zeroes(_file: &File, _path: &Path, _len: u64) -> Result<bool> {
+    Ok(false)
+}
+
 /// etcd `preallocate_darwin.go`: reserve with F_PREALLOCATE, then ftruncate.
 #[cfg(target_vendor = "apple")]
 fn prealloc_extend(file: &File, path: &Path, size: u64) -> Result<()> {
@@ -159,6 +189,42 @@ mod tests {
         f.set_len(100_000).unwrap();
         prealloc_extend_trunc(&f, &path, 64 * 1000).unwrap();
         assert_eq!(f.metadata().unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn write_zeroes_makes_zeros_or_leaves_the_file_alone() {
+        // Which of the two depends on the kernel, file system and device; the
+        // file reads as zeros over the range either way, and its size says
+        // which happened.
+        let (_d, path, f) = temp_file();
+        preallocate(&f, &path, 1 << 20, true).unwrap();
+        let zeroed = write_zeroes(&f, &path, 2 << 20).unwrap();
+        let len = f.metadata().unwrap().len();
+        if zeroed {
+            assert_eq!(len, 2 << 20, "write-zeroes did not grow the file");
+        } else {
+            assert_eq!(len, 1 << 20, "a refused write-zeroes changed the file");
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert!(!write_zeroes(&f, &path, 0).unwrap(), "an empty range");
+    }
+
+    #[test]
+    fn write_zeroes_on_a_read_only_descriptor_never_succeeds() {
+        // Kernels that know the mode say EBADF (an error naming the file);
+        // older ones refuse the mode first (false).
+        let (_d, path, f) = temp_file();
+        drop(f);
+        let ro = File::open(&path).unwrap();
+        match write_zeroes(&ro, &path, 4096) {
+            Ok(zeroed) => assert!(!zeroed, "a read-only file was zeroed"),
+            Err(e) => {
+                assert_eq!(e.path(), path.as_path());
+                assert!(e.to_string().contains("write zeroes"), "{e}");
+            }
+        }
+        assert_eq!(ro.metadata().unwrap().len(), 0);
     }
 
     #[test]

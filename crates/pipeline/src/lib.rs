@@ -78,7 +78,10 @@ pub enum Prepare {
     /// etcd's way (1, 2, 4, ... up to 16 of them) before zero-filling again: a
     /// WAL writing faster than the disk can also write zeros gets etcd's
     /// behaviour rather than waiting at every cut. A WAL can also turn the
-    /// zeros off and on ([`FilePipeline::set_zero_fill`]).
+    /// zeros off and on ([`FilePipeline::set_zero_fill`]). Where the device
+    /// makes zeros without writing them ([`WalFile::write_zeroes`]), every
+    /// file is zeroed that way instead, whatever the advice or back-off: those
+    /// weigh the disk time of writing zeros, which is then none.
     ZeroFill,
     /// [`Prepare::ZeroFill`] without any sync, for a WAL that never syncs (etcd's
     /// unsafe no-fsync mode): the zeros only put the file's pages in the page
@@ -365,6 +368,7 @@ impl FilePipeline {
             prepare,
             skip_zero_fill: 0,
             next_backoff: 1,
+            write_zeroes: None,
             count: 0,
             shared: Arc::clone(&shared),
         };
@@ -543,6 +547,9 @@ struct Worker {
     /// the next back-off will be (see [`Prepare::ZeroFill`]).
     skip_zero_fill: u32,
     next_backoff: u32,
+    /// Whether the file system and device make zeros without writing them
+    /// ([`WalFile::write_zeroes`]): unknown until the first zero-filled file.
+    write_zeroes: Option<bool>,
     /// Number of files handed over so far; names alternate on its parity.
     count: u64,
     shared: Arc<Shared>,
@@ -640,7 +647,11 @@ impl Worker {
         let mut zeroed_bytes = 0;
         // Asked once: the zeros are written for how the file will be written.
         let mapped = self.prepare == Prepare::ZeroFillNoSync && self.shared.lock().map_writes;
-        if advised_off {
+        if self.prepare == Prepare::ZeroFill && self.write_zeroes_over(&mut *f)? {
+            // Zeros that cost the disk nothing: the advice and the back-off,
+            // which weigh the zeros' disk time, do not apply.
+            unsynced_zeros = true;
+        } else if advised_off {
             tracing::debug!(path = %path.display(), "not zero-filling a new WAL segment, as advised");
         } else if self.prepare.zero_fills() && self.skip_zero_fill > 0 {
             self.skip_zero_fill -= 1;
@@ -698,6 +709,34 @@ impl Worker {
             file: f,
             unsynced_zeros,
         })
+    }
+
+    /// Has the device zero all of `f` ([`WalFile::write_zeroes`]) where it can;
+    /// the first refusal stands for every later file. Returns whether it did. A
+    /// failure is treated like a failed preallocation: the file is removed.
+    fn write_zeroes_over(&mut self, f: &mut dyn WalFile) -> wal_fileutil::Result<bool> {
+        if self.write_zeroes == Some(false) {
+            return Ok(false);
+        }
+        let path = f.path().to_path_buf();
+        match f.write_zeroes(self.size) {
+            Ok(zeroed) => {
+                if self.write_zeroes.is_none() && zeroed {
+                    tracing::info!(path = %path.display(), "the device zero-fills WAL segments (write-zeroes)");
+                } else if self.write_zeroes.is_none() {
+                    tracing::debug!(path = %path.display(), "no write-zeroes here: writing zeros over WAL segments");
+                }
+                self.write_zeroes = Some(zeroed);
+                Ok(zeroed)
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "failed to zero a new WAL segment");
+                if let Err(re) = self.fs.remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %re, "removing failed .tmp");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Prepares the next 1, 2, 4, ... (up to [`MAX_ZERO_FILL_BACKOFF`]) files

@@ -275,6 +275,8 @@ enum Seen {
     Map(String, u64, bool),
     /// Bytes of a file's write mapping populated.
     Populate(String, u64),
+    /// A write-zeroes asked of a file, and whether the device made the zeros.
+    WriteZeroes(String, bool),
 }
 
 /// The real file system, recording writes and syncs; each sync of a file that
@@ -287,6 +289,9 @@ struct Recording {
     opened: std::sync::atomic::AtomicUsize,
     /// Syncs of files that were written to fail (EIO).
     fail_written_syncs: bool,
+    /// Files zero themselves on a write-zeroes (a device that zeroes by
+    /// unmapping); otherwise write-zeroes is refused, as on most disks.
+    write_zeroes: bool,
 }
 
 #[derive(Debug)]
@@ -298,6 +303,7 @@ struct RecordingFile {
         std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
         std::thread::ThreadId,
         Duration,
+        bool,
         bool,
     ),
 }
@@ -380,6 +386,20 @@ impl wal_fileutil::WalFile for RecordingFile {
             .push(Seen::Map(self.name.clone(), len, mapped));
         Ok(mapped)
     }
+    fn write_zeroes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
+        let zeroed = self.fs.4;
+        if zeroed {
+            // What the device's zeros look like to a reader: zeros to `len`.
+            self.inner.preallocate(len, true)?;
+            self.written = true;
+        }
+        self.fs
+            .0
+            .lock()
+            .unwrap()
+            .push(Seen::WriteZeroes(self.name.clone(), zeroed));
+        Ok(zeroed)
+    }
     fn populate_writes(&mut self, len: u64) -> wal_fileutil::Result<u64> {
         let n = self.inner.populate_writes(len)?;
         self.fs
@@ -407,6 +427,7 @@ impl wal_fileutil::FileSystem for Recording {
             self.test_thread,
             self.sync_delay,
             self.fail_written_syncs,
+            self.write_zeroes,
         );
         Ok(Box::new(RecordingFile {
             inner,
@@ -448,6 +469,19 @@ fn recording(
     std::sync::Arc<dyn wal_fileutil::FileSystem>,
     std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 ) {
+    recording_on(sync_delay, fail_written_syncs, false)
+}
+
+/// [`recording`] on a device that makes zeros without writing them
+/// (`write_zeroes`) or not.
+fn recording_on(
+    sync_delay: Duration,
+    fail_written_syncs: bool,
+    write_zeroes: bool,
+) -> (
+    std::sync::Arc<dyn wal_fileutil::FileSystem>,
+    std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let fs = Recording {
         seen: std::sync::Arc::clone(&seen),
@@ -455,6 +489,7 @@ fn recording(
         sync_delay,
         opened: Default::default(),
         fail_written_syncs,
+        write_zeroes,
     };
     (std::sync::Arc::new(fs), seen)
 }
@@ -712,10 +747,7 @@ fn zero_fill_without_sync_does_not_back_off_when_the_wal_waits() {
     let size = 2 << 20;
     let (fs, seen) = recording(Duration::ZERO, false);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFillNoSync);
-    for i in 0..4 {
-        let f = fp.open().unwrap();
-        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
-    }
+    take_files(&mut fp, tdir.path(), 4);
     fp.close().unwrap();
     let seen = seen.lock().unwrap().clone();
     for name in ["0.tmp#0", "1.tmp#1", "0.tmp#2", "1.tmp#3"] {
@@ -740,4 +772,71 @@ fn failed_zero_sync_is_reported_and_the_file_removed() {
     assert!(!tdir.path().join("0.tmp").exists());
     fp.close().unwrap();
     assert!(tmp_files(tdir.path()).is_empty());
+}
+
+/// Takes `n` files from `fp` at once, renaming each to `{i}.wal` in `dir`.
+fn take_files(fp: &mut FilePipeline, dir: &Path, n: usize) {
+    for i in 0..n {
+        let f = fp.open().unwrap();
+        std::fs::rename(f.path(), dir.join(format!("{i}.wal"))).unwrap();
+    }
+}
+
+/// The write-zeroes `seen` asked, in order.
+fn write_zeroes_asked(seen: &[Seen]) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::WriteZeroes(..)))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_device_that_writes_zeroes_zero_fills_every_file_without_writing() {
+    // Zeros that cost the disk nothing: every file gets them from the device,
+    // none through write(2), even once the WAL advised against zeros (which
+    // weighs the disk time of writing them); they are synced at hand-over.
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording_on(Duration::ZERO, false, true);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+    fp.set_zero_fill(false);
+    let names = ["0.tmp#0", "1.tmp#1", "0.tmp#2"];
+    for (i, _) in names.iter().enumerate() {
+        let f = fp.open().unwrap();
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert_eq!(bytes.len() as u64, size);
+        assert!(bytes.iter().all(|&b| b == 0));
+        std::fs::rename(f.path(), tdir.path().join(format!("{i}.wal"))).unwrap();
+    }
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for name in names {
+        assert_eq!(written(&seen, name), 0, "zeros written to {name}: {seen:?}");
+        assert!(
+            seen.contains(&Seen::Sync(name.into(), true)),
+            "{name} not synced at hand-over: {seen:?}"
+        );
+    }
+    let asked: Vec<_> = names
+        .iter()
+        .map(|n| Seen::WriteZeroes(n.to_string(), true))
+        .collect();
+    // The file prepared after the last hand-over, removed on close, too.
+    assert_eq!(write_zeroes_asked(&seen)[..3], asked);
+}
+
+#[test]
+fn a_device_without_write_zeroes_is_asked_once_and_gets_written_zeros() {
+    let tdir = tempfile::tempdir().unwrap();
+    let size = 1 << 20;
+    let (fs, seen) = recording(Duration::ZERO, false);
+    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+    take_files(&mut fp, tdir.path(), 3);
+    fp.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        write_zeroes_asked(&seen),
+        [Seen::WriteZeroes("0.tmp#0".into(), false)]
+    );
+    assert_eq!(written(&seen, "0.tmp#0"), size as usize, "{seen:?}");
 }

@@ -142,7 +142,10 @@ impl Options {
     /// fdatasync'ed) before any record is appended: the first segment in `create`;
     /// the following ones are written in the background by the segment pipeline
     /// and synced by the cut that takes them, so their writeback delays that one
-    /// save rather than any save that would meet it. Default on.
+    /// save rather than any save that would meet it. Where the device makes
+    /// zeros without writing them (`WalFile::write_zeroes`: Linux 6.17 and
+    /// later, devices that zero by unmapping), it makes them instead, at no
+    /// cost to the disk. Default on.
     ///
     /// The bytes on disk and the preallocated length are exactly etcd's (a
     /// preallocated segment reads as zeros either way). What changes is that the
@@ -416,10 +419,14 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
         .seek(std::io::SeekFrom::End(0))
         .map_err(|e| Error::io("seeking", &tmp_file, e))?;
     f.preallocate(opts.segment_size, true)?;
-    if end == 0 && prepare.zero_fills() {
-        // Written blocks make every later fdatasync cheaper (cached pages, every
-        // later write); the bytes are the preallocated zeros either way. Synced
-        // with the records below, unless nothing is.
+    // Written blocks make every later fdatasync cheaper (cached pages, every
+    // later write); the bytes are the preallocated zeros either way. Synced
+    // with the records below, unless nothing is. A device that zeroes by
+    // unmapping makes them without a write (as the pipeline has it do).
+    let device_zeroed = end == 0
+        && prepare == wal_pipeline::Prepare::ZeroFill
+        && f.write_zeroes(opts.segment_size)?;
+    if end == 0 && prepare.zero_fills() && !device_zeroed {
         wal_pipeline::write_zeros(
             &mut *f,
             opts.segment_size,

@@ -527,6 +527,19 @@ fn tail_zero_filled_after(opts: wal::Options, len: usize, dir: &Path) -> bool {
     tail_end_written(dir, segment)
 }
 
+/// Whether files in `dir` take `WalFile::write_zeroes` (the device zeroes by
+/// unmapping, Linux 6.17 and later).
+fn device_writes_zeroes(dir: &Path) -> bool {
+    let path = dir.join("write-zeroes-probe");
+    let mut f = wal_fileutil::os()
+        .open(&path, &wal_fileutil::OpenOptions::write().create(true))
+        .unwrap();
+    let zeroed = f.write_zeroes(4096).unwrap();
+    drop(f);
+    std::fs::remove_file(&path).unwrap();
+    zeroed
+}
+
 /// A temporary directory on the build's disk if that is ext4 or xfs, which
 /// take direct writes and tell written blocks from `fallocate`d ones
 /// (`SEEK_DATA`); `None` (the test skipped) elsewhere.
@@ -547,9 +560,12 @@ fn a_wal_of_large_direct_syncs_gets_etcds_segments() {
     let Some(root) = ext4_or_xfs_root() else {
         return;
     };
-    assert!(
-        !tail_zero_filled_after_saves_of(400_000, true, root.path()),
-        "400 KB direct syncs: the tail was zero-filled"
+    // Unless the device makes zeros without writing them: then every segment
+    // gets them.
+    assert_eq!(
+        tail_zero_filled_after_saves_of(400_000, true, root.path()),
+        device_writes_zeroes(root.path()),
+        "400 KB direct syncs: the tail was zero-filled, without write-zeroes (or not, with)"
     );
     assert!(
         tail_zero_filled_after_saves_of(100_000, true, root.path()),
@@ -583,4 +599,60 @@ fn a_wal_whose_direct_writes_are_refused_zero_fills_and_stops_asking() {
         1,
         "segments after the refusal were asked for direct writes"
     );
+}
+
+/// Saves across three cuts of 1 MB segments on `fs`, in `dir`; returns the
+/// directory's files and the bytes the WAL wrote through `write`.
+fn saves_across_cuts(fs: &TestFs, dir: &Path) -> (BTreeMap<String, Vec<u8>>, u64) {
+    let w = fs
+        .options()
+        .segment_size(1 << 20)
+        .create(dir, Some(b"meta"))
+        .unwrap();
+    let mut index = 0;
+    while segment_names(dir).len() < 4 {
+        save_batch(&w, &mut index, 10, 1000);
+    }
+    // A tail with records in it: zeros written over its first part would be
+    // bytes written beyond what the files hold.
+    for _ in 0..20 {
+        save_batch(&w, &mut index, 10, 1000);
+    }
+    w.close().unwrap();
+    let w = wal::open(dir, &Snapshot::default()).unwrap();
+    assert_eq!(w.read_all().unwrap().entries.len() as u64, index);
+    w.close().unwrap();
+    (contents(dir), fs.bytes_written.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_device_that_writes_zeroes_makes_every_segments_zeros_itself() {
+    // Where the device zeroes by unmapping, `create` and the pipeline have it
+    // make each segment's zeros: none go through `write`, and the files are
+    // those of a WAL on a disk without it.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let device = TestFs::with(Faults {
+        write_zeroes: true,
+        ..Faults::default()
+    });
+    let (files, written) = saves_across_cuts(&device, &root.path().join("device"));
+    let disk = TestFs::default();
+    let (files_without, written_without) = saves_across_cuts(&disk, &root.path().join("disk"));
+    assert_eq!(files, files_without);
+    // The first segment's and the three prepared ones'.
+    assert!(device.write_zeroes_asks.load(Ordering::SeqCst) >= 4);
+    // Every byte the WAL wrote is in its files, which hold no zeros but the
+    // tail's preallocated end (and the padding of records).
+    let on_disk: u64 = files.values().map(|b| b.len() as u64).sum();
+    assert!(
+        written <= on_disk,
+        "{written} bytes written for {on_disk} on disk"
+    );
+    // Without it, at least the first segment's zeros go through `write` (the
+    // pipeline's may back off on a slow disk).
+    assert!(
+        written_without >= written + (1 << 20),
+        "{written_without} bytes written without write-zeroes, {written} with"
+    );
+    assert_eq!(disk.write_zeroes_asks.load(Ordering::SeqCst), 2);
 }

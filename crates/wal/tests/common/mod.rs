@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wal::raftpb::Entry;
@@ -53,6 +53,13 @@ pub struct Faults {
     pub refuse_direct: bool,
     /// How many files were asked for direct writes.
     pub direct_asks: AtomicUsize,
+    /// Files zero themselves on a write-zeroes (a device that zeroes by
+    /// unmapping); otherwise they refuse it, as most disks do.
+    pub write_zeroes: bool,
+    /// How many write-zeroes were asked.
+    pub write_zeroes_asks: AtomicUsize,
+    /// Bytes written through `write` to every file.
+    pub bytes_written: AtomicU64,
 }
 
 impl Faults {
@@ -124,7 +131,11 @@ impl Read for TestFile {
 
 impl Write for TestFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        self.faults
+            .bytes_written
+            .fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
@@ -179,6 +190,14 @@ impl WalFile for TestFile {
     }
     fn direct_refused(&self) -> bool {
         self.faults.refuse_direct
+    }
+    fn write_zeroes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
+        self.faults.write_zeroes_asks.fetch_add(1, Ordering::SeqCst);
+        if self.faults.write_zeroes {
+            // What the device's zeros look like to a reader: zeros to `len`.
+            self.inner.preallocate(len, true)?;
+        }
+        Ok(self.faults.write_zeroes)
     }
 }
 
