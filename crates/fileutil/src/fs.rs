@@ -41,8 +41,10 @@ pub trait WalFile: Read + Write + Seek + Send + Debug {
     /// if it is shorter: the blocks a zero-fill would write, without sending
     /// `len` bytes of zeros to the disk. Overwrites whatever the range held, so
     /// only for a file still being prepared. Returns `false`, doing nothing,
-    /// where the kernel, the file system or the device cannot (the default).
-    /// Not durable until synced; the offset does not move.
+    /// where the kernel, the file system or the device cannot (the default);
+    /// other failures are errors naming the file (the range then reads as
+    /// zeros still, or as it did). Not durable until synced; the offset does
+    /// not move.
     fn write_zeroes(&mut self, len: u64) -> Result<bool> {
         let _ = len;
         Ok(false)

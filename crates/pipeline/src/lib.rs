@@ -647,7 +647,7 @@ impl Worker {
         let mut zeroed_bytes = 0;
         // Asked once: the zeros are written for how the file will be written.
         let mapped = self.prepare == Prepare::ZeroFillNoSync && self.shared.lock().map_writes;
-        if self.prepare == Prepare::ZeroFill && self.write_zeroes_over(&mut *f)? {
+        if self.prepare == Prepare::ZeroFill && self.write_zeroes_over(&mut *f) {
             // Zeros that cost the disk nothing: the advice and the back-off,
             // which weigh the zeros' disk time, do not apply.
             unsynced_zeros = true;
@@ -713,30 +713,31 @@ impl Worker {
 
     /// Has the device zero all of `f` ([`WalFile::write_zeroes`]) where it can;
     /// the first refusal stands for every later file. Returns whether it did. A
-    /// failure is treated like a failed preallocation: the file is removed.
-    fn write_zeroes_over(&mut self, f: &mut dyn WalFile) -> wal_fileutil::Result<bool> {
+    /// failure counts as a refusal (logged): the zeros are then written, and a
+    /// disk that fails those fails the file.
+    fn write_zeroes_over(&mut self, f: &mut dyn WalFile) -> bool {
         if self.write_zeroes == Some(false) {
-            return Ok(false);
+            return false;
         }
         let path = f.path().to_path_buf();
-        match f.write_zeroes(self.size) {
+        let zeroed = match f.write_zeroes(self.size) {
+            Ok(true) if self.write_zeroes.is_none() => {
+                tracing::info!(path = %path.display(), "the device zero-fills WAL segments (write-zeroes)");
+                true
+            }
             Ok(zeroed) => {
-                if self.write_zeroes.is_none() && zeroed {
-                    tracing::info!(path = %path.display(), "the device zero-fills WAL segments (write-zeroes)");
-                } else if self.write_zeroes.is_none() {
+                if !zeroed {
                     tracing::debug!(path = %path.display(), "no write-zeroes here: writing zeros over WAL segments");
                 }
-                self.write_zeroes = Some(zeroed);
-                Ok(zeroed)
+                zeroed
             }
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "failed to zero a new WAL segment");
-                if let Err(re) = self.fs.remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %re, "removing failed .tmp");
-                }
-                Err(e)
+                tracing::warn!(path = %path.display(), error = %e, "write-zeroes failed: writing zeros over WAL segments");
+                false
             }
-        }
+        };
+        self.write_zeroes = Some(zeroed);
+        zeroed
     }
 
     /// Prepares the next 1, 2, 4, ... (up to [`MAX_ZERO_FILL_BACKOFF`]) files

@@ -289,9 +289,19 @@ struct Recording {
     opened: std::sync::atomic::AtomicUsize,
     /// Syncs of files that were written to fail (EIO).
     fail_written_syncs: bool,
-    /// Files zero themselves on a write-zeroes (a device that zeroes by
-    /// unmapping); otherwise write-zeroes is refused, as on most disks.
-    write_zeroes: bool,
+    /// What a write-zeroes does.
+    write_zeroes: Zeroes,
+}
+
+/// What a [`Recording`] file does on a write-zeroes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zeroes {
+    /// Refused, as on most disks.
+    Refused,
+    /// The file is zeroed (a device that zeroes by unmapping).
+    Made,
+    /// It fails (EIO).
+    Fails,
 }
 
 #[derive(Debug)]
@@ -304,7 +314,7 @@ struct RecordingFile {
         std::thread::ThreadId,
         Duration,
         bool,
-        bool,
+        Zeroes,
     ),
 }
 
@@ -387,7 +397,19 @@ impl wal_fileutil::WalFile for RecordingFile {
         Ok(mapped)
     }
     fn write_zeroes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
-        let zeroed = self.fs.4;
+        if self.fs.4 == Zeroes::Fails {
+            self.fs
+                .0
+                .lock()
+                .unwrap()
+                .push(Seen::WriteZeroes(self.name.clone(), false));
+            return Err(wal_fileutil::Error::from_io(
+                "write zeroes",
+                self.inner.path(),
+                std::io::Error::from_raw_os_error(5),
+            ));
+        }
+        let zeroed = self.fs.4 == Zeroes::Made;
         if zeroed {
             // What the device's zeros look like to a reader: zeros to `len`.
             self.inner.preallocate(len, true)?;
@@ -469,15 +491,14 @@ fn recording(
     std::sync::Arc<dyn wal_fileutil::FileSystem>,
     std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 ) {
-    recording_on(sync_delay, fail_written_syncs, false)
+    recording_on(sync_delay, fail_written_syncs, Zeroes::Refused)
 }
 
-/// [`recording`] on a device that makes zeros without writing them
-/// (`write_zeroes`) or not.
+/// [`recording`] whose files do `write_zeroes` on a write-zeroes.
 fn recording_on(
     sync_delay: Duration,
     fail_written_syncs: bool,
-    write_zeroes: bool,
+    write_zeroes: Zeroes,
 ) -> (
     std::sync::Arc<dyn wal_fileutil::FileSystem>,
     std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
@@ -797,7 +818,7 @@ fn a_device_that_writes_zeroes_zero_fills_every_file_without_writing() {
     // weighs the disk time of writing them); they are synced at hand-over.
     let tdir = tempfile::tempdir().unwrap();
     let size = 1 << 20;
-    let (fs, seen) = recording_on(Duration::ZERO, false, true);
+    let (fs, seen) = recording_on(Duration::ZERO, false, Zeroes::Made);
     let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
     fp.set_zero_fill(false);
     let names = ["0.tmp#0", "1.tmp#1", "0.tmp#2"];
@@ -827,16 +848,24 @@ fn a_device_that_writes_zeroes_zero_fills_every_file_without_writing() {
 
 #[test]
 fn a_device_without_write_zeroes_is_asked_once_and_gets_written_zeros() {
-    let tdir = tempfile::tempdir().unwrap();
-    let size = 1 << 20;
-    let (fs, seen) = recording(Duration::ZERO, false);
-    let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
-    take_files(&mut fp, tdir.path(), 3);
-    fp.close().unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        write_zeroes_asked(&seen),
-        [Seen::WriteZeroes("0.tmp#0".into(), false)]
-    );
-    assert_eq!(written(&seen, "0.tmp#0"), size as usize, "{seen:?}");
+    // Refused or failed alike: the zeros are written, and no later file asks.
+    for zeroes in [Zeroes::Refused, Zeroes::Fails] {
+        let tdir = tempfile::tempdir().unwrap();
+        let size = 1 << 20;
+        let (fs, seen) = recording_on(Duration::ZERO, false, zeroes);
+        let mut fp = FilePipeline::with_prepare(fs, tdir.path(), size, Prepare::ZeroFill);
+        take_files(&mut fp, tdir.path(), 3);
+        fp.close().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            write_zeroes_asked(&seen),
+            [Seen::WriteZeroes("0.tmp#0".into(), false)],
+            "{zeroes:?}"
+        );
+        assert_eq!(
+            written(&seen, "0.tmp#0"),
+            size as usize,
+            "{zeroes:?}: {seen:?}"
+        );
+    }
 }

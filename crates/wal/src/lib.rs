@@ -422,10 +422,14 @@ fn create_in_tmp(opts: &Options, dir: &Path, tmp: &Path, metadata: Option<&[u8]>
     // Written blocks make every later fdatasync cheaper (cached pages, every
     // later write); the bytes are the preallocated zeros either way. Synced
     // with the records below, unless nothing is. A device that zeroes by
-    // unmapping makes them without a write (as the pipeline has it do).
+    // unmapping makes them without a write (as the pipeline has it do); where
+    // that fails, the zeros are written, and a disk that fails those fails here.
     let device_zeroed = end == 0
         && prepare == wal_pipeline::Prepare::ZeroFill
-        && f.write_zeroes(opts.segment_size)?;
+        && f.write_zeroes(opts.segment_size).unwrap_or_else(|e| {
+            tracing::warn!(path = %tmp_file.display(), error = %e, "write-zeroes failed: writing zeros");
+            false
+        });
     if end == 0 && prepare.zero_fills() && !device_zeroed {
         wal_pipeline::write_zeros(
             &mut *f,

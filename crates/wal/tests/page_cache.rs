@@ -655,4 +655,15 @@ fn a_device_that_writes_zeroes_makes_every_segments_zeros_itself() {
         "{written_without} bytes written without write-zeroes, {written} with"
     );
     assert_eq!(disk.write_zeroes_asks.load(Ordering::SeqCst), 2);
+    // A write-zeroes that fails is one refused: the zeros are written.
+    let failing = TestFs::with(Faults {
+        write_zeroes: true,
+        fail_write_zeroes: true,
+        ..Faults::default()
+    });
+    let (files_failing, written_failing) =
+        saves_across_cuts(&failing, &root.path().join("failing"));
+    assert_eq!(files_failing, files_without);
+    assert!(written_failing >= written + (1 << 20));
+    assert_eq!(failing.write_zeroes_asks.load(Ordering::SeqCst), 2);
 }

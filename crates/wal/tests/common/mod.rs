@@ -56,6 +56,8 @@ pub struct Faults {
     /// Files zero themselves on a write-zeroes (a device that zeroes by
     /// unmapping); otherwise they refuse it, as most disks do.
     pub write_zeroes: bool,
+    /// Every write-zeroes fails (EIO), whatever `write_zeroes` says.
+    pub fail_write_zeroes: bool,
     /// How many write-zeroes were asked.
     pub write_zeroes_asks: AtomicUsize,
     /// Bytes written through `write` to every file.
@@ -193,6 +195,10 @@ impl WalFile for TestFile {
     }
     fn write_zeroes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
         self.faults.write_zeroes_asks.fetch_add(1, Ordering::SeqCst);
+        if self.faults.fail_write_zeroes {
+            let e = io::Error::from_raw_os_error(5);
+            return Err(wal_fileutil::Error::from_io("write zeroes", self.path(), e));
+        }
         if self.faults.write_zeroes {
             // What the device's zeros look like to a reader: zeros to `len`.
             self.inner.preallocate(len, true)?;
