@@ -318,6 +318,13 @@ struct RecordingFile {
     ),
 }
 
+impl RecordingFile {
+    /// Records `s` as seen.
+    fn see(&self, s: Seen) {
+        self.fs.0.lock().unwrap().push(s);
+    }
+}
+
 impl std::io::Read for RecordingFile {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf)
@@ -328,11 +335,7 @@ impl Write for RecordingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.written = true;
-        self.fs
-            .0
-            .lock()
-            .unwrap()
-            .push(Seen::Write(self.name.clone(), n));
+        self.see(Seen::Write(self.name.clone(), n));
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -365,11 +368,7 @@ impl wal_fileutil::WalFile for RecordingFile {
             }
         }
         let mine = std::thread::current().id() == self.fs.1;
-        self.fs
-            .0
-            .lock()
-            .unwrap()
-            .push(Seen::Sync(self.name.clone(), mine));
+        self.see(Seen::Sync(self.name.clone(), mine));
         self.inner.sync_data()
     }
     fn preallocate(&mut self, size: u64, extend: bool) -> wal_fileutil::Result<()> {
@@ -389,20 +388,12 @@ impl wal_fileutil::WalFile for RecordingFile {
     }
     fn map_writes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
         let mapped = self.inner.map_writes(len)?;
-        self.fs
-            .0
-            .lock()
-            .unwrap()
-            .push(Seen::Map(self.name.clone(), len, mapped));
+        self.see(Seen::Map(self.name.clone(), len, mapped));
         Ok(mapped)
     }
     fn write_zeroes(&mut self, len: u64) -> wal_fileutil::Result<bool> {
         if self.fs.4 == Zeroes::Fails {
-            self.fs
-                .0
-                .lock()
-                .unwrap()
-                .push(Seen::WriteZeroes(self.name.clone(), false));
+            self.see(Seen::WriteZeroes(self.name.clone(), false));
             return Err(wal_fileutil::Error::from_io(
                 "write zeroes",
                 self.inner.path(),
@@ -415,20 +406,12 @@ impl wal_fileutil::WalFile for RecordingFile {
             self.inner.preallocate(len, true)?;
             self.written = true;
         }
-        self.fs
-            .0
-            .lock()
-            .unwrap()
-            .push(Seen::WriteZeroes(self.name.clone(), zeroed));
+        self.see(Seen::WriteZeroes(self.name.clone(), zeroed));
         Ok(zeroed)
     }
     fn populate_writes(&mut self, len: u64) -> wal_fileutil::Result<u64> {
         let n = self.inner.populate_writes(len)?;
-        self.fs
-            .0
-            .lock()
-            .unwrap()
-            .push(Seen::Populate(self.name.clone(), n));
+        self.see(Seen::Populate(self.name.clone(), n));
         Ok(n)
     }
 }
